@@ -1,0 +1,30 @@
+"""The one exception family dwgen raises for bad input.
+
+Everything a user can get wrong (a layer argument, a quantization parameter, a model
+file, a CLI flag) ends in a `DwgenError` with a message that says what is wrong and
+what is accepted. The CLI prints it as one line and exits with status 2.
+"""
+
+
+class DwgenError(Exception):
+    """Base class of every error dwgen reports to a user."""
+
+
+class LayerError(DwgenError, ValueError):
+    """An invalid layer configuration (Keras raises ValueError for the same cases)."""
+
+
+class QuantizationError(DwgenError, ValueError):
+    """Invalid quantization parameters, weights or bias."""
+
+
+class ModelError(DwgenError):
+    """A .tflite file that cannot be read or does not hold what dwgen needs."""
+
+
+class BuildError(DwgenError):
+    """A compiler or toolchain problem while building generated code."""
+
+
+class OracleUnavailable(DwgenError):
+    """No TFLite interpreter (or TFLite Micro) is installed."""
