@@ -1,0 +1,489 @@
+"""The layer spec: what a depthwise convolution is, independent of numbers.
+
+`DepthwiseConv2D` and `DepthwiseConv1D` take exactly the Keras arguments and apply the
+Keras validation rules; `from_keras_config` reads `layer.get_config()` from tf.keras 2.x
+or Keras 3; `from_tf_nn` mirrors `tf.nn.depthwise_conv2d`. All of them produce a
+`DepthwiseLayer`, which is also what a `.tflite` model reader builds directly (TFLite
+allows a few things Keras rejects, such as stride and dilation both above 1).
+
+`DepthwiseLayer.geometry(input_shape)` does shape inference and the TFLite padding
+arithmetic; every later stage (reference, oracle, planner, code generator) reads the
+resulting `Geometry` rather than recomputing it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .errors import LayerError
+
+#: Fused activations an int8 kernel can apply (as a clamp), by dwgen's name.
+ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+#: The spellings Keras users write, mapped to dwgen's names.
+KERAS_ACTIVATIONS = {None: "none", "linear": "none", "relu": "relu", "relu6": "relu6"}
+
+CHANNELS_LAST = "channels_last"
+CHANNELS_FIRST = "channels_first"
+
+# Keys of a Keras get_config() that only matter for training or bookkeeping.
+_TRAINING_ONLY_KEYS = frozenset(
+    {
+        "name", "trainable", "dtype", "dtype_policy", "autocast",
+        "batch_input_shape", "batch_shape", "input_shape", "input_dim",
+        "depthwise_initializer", "depthwise_regularizer", "depthwise_constraint",
+        "bias_initializer", "bias_regularizer", "bias_constraint",
+        "kernel_initializer", "kernel_regularizer", "kernel_constraint",
+        "activity_regularizer", "lora_rank", "lora_alpha", "quantization_config",
+    }
+)
+
+
+def _positive_int(arg: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise LayerError(f"{arg}={value!r} is not allowed: it must be a positive integer")
+    return int(value)
+
+
+def _int_pair(arg: str, value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise LayerError(
+                f"{arg}={value!r} is not allowed: give one positive integer or a pair of them"
+            )
+        return (_positive_int(arg, value[0]), _positive_int(arg, value[1]))
+    n = _positive_int(arg, value)
+    return (n, n)
+
+
+def _int_single(arg: str, value: Any) -> int:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise LayerError(
+                f"{arg}={value!r} is not allowed: a 1-D layer takes one positive integer"
+            )
+        value = value[0]
+    return _positive_int(arg, value)
+
+
+def _padding(value: Any) -> str:
+    if not isinstance(value, str):
+        raise LayerError(f"padding={value!r} is not allowed: use 'valid' or 'same'")
+    p = value.lower()
+    if p == "causal":
+        raise LayerError(
+            "padding='causal' is not allowed for a depthwise convolution: use 'valid' or 'same'"
+        )
+    if p not in ("valid", "same"):
+        raise LayerError(f"padding={value!r} is not allowed: use 'valid' or 'same'")
+    return p
+
+
+def _data_format(value: Any) -> str:
+    if value is None:
+        return CHANNELS_LAST
+    if isinstance(value, str) and value.lower() in (CHANNELS_LAST, CHANNELS_FIRST):
+        return value.lower()
+    raise LayerError(
+        f"data_format={value!r} is not allowed: use 'channels_last' (NHWC, the default) "
+        "or 'channels_first' (NCHW)"
+    )
+
+
+def _keras_activation(value: Any) -> str:
+    if isinstance(value, dict):  # a serialized Keras object, e.g. {"class_name": "function", ...}
+        name = value.get("config", value.get("class_name"))
+        value = name if isinstance(name, str) else value
+    if isinstance(value, str):
+        key = value.lower()
+        if key in KERAS_ACTIVATIONS:
+            return KERAS_ACTIVATIONS[key]
+    elif value is None:
+        return "none"
+    raise LayerError(
+        f"activation={value!r} cannot be fused into an int8 depthwise kernel: "
+        "supported are None, 'linear', 'relu' and 'relu6'"
+    )
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A layer applied to one input shape: every size and offset the math needs.
+
+    Sizes are logical (H, W, C) whatever the data format; a 1-D layer has H == 1.
+    """
+
+    batch: int
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    depth_multiplier: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    pad_top: int
+    pad_left: int
+    pad_bottom: int
+    pad_right: int
+    data_format: str
+    rank: int
+
+    @property
+    def out_c(self) -> int:
+        return self.in_c * self.depth_multiplier
+
+    @property
+    def channels_first(self) -> bool:
+        return self.data_format == CHANNELS_FIRST
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The input tensor's shape in the layer's own layout, batch included."""
+        return _layout_shape(self.batch, self.in_h, self.in_w, self.in_c, self)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return _layout_shape(self.batch, self.out_h, self.out_w, self.out_c, self)
+
+    @property
+    def input_size(self) -> int:
+        return self.batch * self.in_h * self.in_w * self.in_c
+
+    @property
+    def output_size(self) -> int:
+        return self.batch * self.out_h * self.out_w * self.out_c
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates, padding taps included (the usual convention)."""
+        return self.output_size * self.kernel_h * self.kernel_w
+
+    def input_row(self, oy: int, ky: int) -> int:
+        return oy * self.stride_h - self.pad_top + ky * self.dilation_h
+
+    def input_col(self, ox: int, kx: int) -> int:
+        return ox * self.stride_w - self.pad_left + kx * self.dilation_w
+
+
+def _layout_shape(n: int, h: int, w: int, c: int, g: Geometry) -> tuple[int, ...]:
+    if g.rank == 1:
+        return (n, c, w) if g.channels_first else (n, w, c)
+    return (n, c, h, w) if g.channels_first else (n, h, w, c)
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """Keras/TFLite output length along one axis (0 or less means 'does not fit')."""
+    effective = (kernel - 1) * dilation + 1
+    if padding == "same":
+        return -(-size // stride)
+    return -(-(size - effective + 1) // stride)
+
+
+def padding_before_after(size: int, out: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TFLite's padding: the odd pixel goes after (bottom/right)."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+class DepthwiseLayer:
+    """A depthwise convolution as TFLite can run it (the most general form dwgen accepts)."""
+
+    def __init__(
+        self,
+        kernel_size: tuple[int, int],
+        strides: tuple[int, int] = (1, 1),
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        data_format: str | None = None,
+        dilation_rate: tuple[int, int] = (1, 1),
+        activation: str = "none",
+        use_bias: bool = True,
+        rank: int = 2,
+    ):
+        if rank not in (1, 2):
+            raise LayerError(f"rank={rank!r} is not allowed: use 1 or 2")
+        self.rank = rank
+        self.kernel_size = _int_pair("kernel_size", kernel_size)
+        self.strides = _int_pair("strides", strides)
+        self.dilation_rate = _int_pair("dilation_rate", dilation_rate)
+        self.padding = _padding(padding)
+        self.depth_multiplier = _positive_int("depth_multiplier", depth_multiplier)
+        self.data_format = _data_format(data_format)
+        if activation not in ACTIVATIONS:
+            raise LayerError(
+                f"activation={activation!r} is not allowed: use one of {', '.join(ACTIVATIONS)}"
+            )
+        self.activation = activation
+        if not isinstance(use_bias, bool):
+            raise LayerError(f"use_bias={use_bias!r} is not allowed: use True or False")
+        self.use_bias = use_bias
+        if rank == 1 and (self.kernel_size[0], self.strides[0], self.dilation_rate[0]) != (1, 1, 1):
+            raise LayerError("a 1-D layer has kernel, stride and dilation 1 along H")
+
+    # -- identity -----------------------------------------------------------------
+    def _key(self) -> tuple:
+        return (
+            self.rank, self.kernel_size, self.strides, self.dilation_rate, self.padding,
+            self.depth_multiplier, self.data_format, self.activation, self.use_bias,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DepthwiseLayer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        k, s, d = self.kernel_size, self.strides, self.dilation_rate
+        if self.rank == 1:
+            k, s, d = k[1], s[1], d[1]
+        return (
+            f"{self.keras_class}(kernel_size={k!r}, strides={s!r}, padding={self.padding!r}, "
+            f"depth_multiplier={self.depth_multiplier}, data_format={self.data_format!r}, "
+            f"dilation_rate={d!r}, activation={self.activation!r}, use_bias={self.use_bias})"
+        )
+
+    @property
+    def keras_class(self) -> str:
+        return "DepthwiseConv1D" if self.rank == 1 else "DepthwiseConv2D"
+
+    def describe(self) -> dict:
+        """A JSON-friendly summary (used in generated headers and reports)."""
+        return {
+            "class_name": self.keras_class,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "dilation_rate": list(self.dilation_rate),
+            "padding": self.padding,
+            "depth_multiplier": self.depth_multiplier,
+            "data_format": self.data_format,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+        }
+
+    # -- shape inference --------------------------------------------------------------
+    def _split_input_shape(self, input_shape: Iterable[Any]) -> tuple[int, int, int, int]:
+        try:
+            dims = list(input_shape)
+        except TypeError:
+            raise LayerError(f"input_shape={input_shape!r} is not allowed: give a tuple of sizes") from None
+        spatial = 1 if self.rank == 1 else 2
+        if len(dims) == spatial + 1:  # Keras style, no batch
+            dims = [1] + dims
+        if len(dims) != spatial + 2:
+            cf = self.data_format == CHANNELS_FIRST
+            want = {
+                (1, False): "(W, C) or (N, W, C)", (1, True): "(C, W) or (N, C, W)",
+                (2, False): "(H, W, C) or (N, H, W, C)", (2, True): "(C, H, W) or (N, C, H, W)",
+            }[(self.rank, cf)]
+            raise LayerError(
+                f"input_shape={tuple(input_shape)!r} is not allowed: a {self.keras_class} "
+                f"with {self.data_format} takes {want}"
+            )
+        if dims[0] is None:
+            dims[0] = 1
+        dims = [_positive_int("input_shape", d) for d in dims]
+        if self.rank == 1:
+            n, a, b = dims
+            w, c = (b, a) if self.data_format == CHANNELS_FIRST else (a, b)
+            return n, 1, w, c
+        n, a, b, c = dims
+        if self.data_format == CHANNELS_FIRST:
+            return n, b, c, a
+        return n, a, b, c
+
+    def geometry(self, input_shape: Iterable[Any]) -> Geometry:
+        n, h, w, c = self._split_input_shape(input_shape)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        oh = output_size(h, kh, sh, dh, self.padding)
+        ow = output_size(w, kw, sw, dw, self.padding)
+        for axis, size, k, d, out in (("height", h, kh, dh, oh), ("width", w, kw, dw, ow)):
+            if out <= 0:
+                eff = (k - 1) * d + 1
+                raise LayerError(
+                    f"kernel_size={self.kernel_size!r} with dilation_rate={self.dilation_rate!r} "
+                    f"spans {eff} pixels but the input {axis} is {size} with padding='valid': "
+                    "the kernel must fit inside the input (or use padding='same')"
+                )
+        pt, pb = padding_before_after(h, oh, kh, sh, dh)
+        pl, pr = padding_before_after(w, ow, kw, sw, dw)
+        return Geometry(
+            batch=n, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow,
+            depth_multiplier=self.depth_multiplier, kernel_h=kh, kernel_w=kw,
+            stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw,
+            pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr,
+            data_format=self.data_format, rank=self.rank,
+        )
+
+    def output_shape(self, input_shape: Iterable[Any]) -> tuple[int, ...]:
+        return self.geometry(input_shape).output_shape
+
+
+def _reject_strided_dilation(strides: tuple[int, int], dilation: tuple[int, int], who: str) -> None:
+    if max(strides) > 1 and max(dilation) > 1:
+        raise LayerError(
+            f"strides={strides!r} with dilation_rate={dilation!r} is not allowed in {who}: "
+            "strides > 1 and dilation_rate > 1 cannot be combined (a .tflite model may "
+            "contain that combination; read it with dwgen.tflite_model instead)"
+        )
+
+
+def _check_extra(kwargs: dict, who: str) -> None:
+    unknown = sorted(set(kwargs) - _TRAINING_ONLY_KEYS)
+    if unknown:
+        raise LayerError(
+            f"unknown argument(s) {', '.join(map(repr, unknown))} for {who}: it takes "
+            "kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, "
+            "activation, use_bias and the training-only initializer/regularizer/constraint arguments"
+        )
+
+
+class DepthwiseConv2D(DepthwiseLayer):
+    """`keras.layers.DepthwiseConv2D` with the same arguments and the same checks."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        strides: Any = (1, 1),
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        data_format: str | None = None,
+        dilation_rate: Any = (1, 1),
+        activation: Any = None,
+        use_bias: bool = True,
+        **training_only: Any,
+    ):
+        _check_extra(training_only, "DepthwiseConv2D")
+        super().__init__(
+            kernel_size=_int_pair("kernel_size", kernel_size),
+            strides=_int_pair("strides", strides),
+            padding=padding,
+            depth_multiplier=depth_multiplier,
+            data_format=data_format,
+            dilation_rate=_int_pair("dilation_rate", dilation_rate),
+            activation=_keras_activation(activation),
+            use_bias=use_bias,
+            rank=2,
+        )
+        _reject_strided_dilation(self.strides, self.dilation_rate, "DepthwiseConv2D")
+
+
+class DepthwiseConv1D(DepthwiseLayer):
+    """`keras.layers.DepthwiseConv1D`: a 2-D layer with H == 1, as TFLite runs it."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        data_format: str | None = None,
+        dilation_rate: Any = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        **training_only: Any,
+    ):
+        _check_extra(training_only, "DepthwiseConv1D")
+        if isinstance(padding, str) and padding.lower() == "causal":
+            raise LayerError(
+                "padding='causal' is not allowed for DepthwiseConv1D: use 'valid' or 'same'"
+            )
+        k = _int_single("kernel_size", kernel_size)
+        s = _int_single("strides", strides)
+        d = _int_single("dilation_rate", dilation_rate)
+        super().__init__(
+            kernel_size=(1, k), strides=(1, s), padding=padding,
+            depth_multiplier=depth_multiplier, data_format=data_format,
+            dilation_rate=(1, d), activation=_keras_activation(activation),
+            use_bias=use_bias, rank=1,
+        )
+        _reject_strided_dilation((s, s), (d, d), "DepthwiseConv1D")
+
+
+_KERAS_CLASSES = {"DepthwiseConv2D": DepthwiseConv2D, "DepthwiseConv1D": DepthwiseConv1D}
+
+
+def from_keras_config(config: dict, class_name: str | None = None) -> DepthwiseLayer:
+    """Build a layer from `layer.get_config()` (tf.keras 2.x or Keras 3).
+
+    `config` may also be the full serialized form `{"class_name": ..., "config": {...}}`.
+    The class defaults to DepthwiseConv2D; 1-D configs are recognised by `class_name`.
+    """
+    if not isinstance(config, dict):
+        raise LayerError(f"a Keras layer config must be a dict, not {type(config).__name__}")
+    if "config" in config and isinstance(config["config"], dict):
+        class_name = class_name or config.get("class_name")
+        config = config["config"]
+    class_name = class_name or "DepthwiseConv2D"
+    if class_name not in _KERAS_CLASSES:
+        raise LayerError(
+            f"class_name={class_name!r} is not allowed: use 'DepthwiseConv2D' or 'DepthwiseConv1D'"
+        )
+    cfg = dict(config)
+    groups = cfg.pop("groups", 1)
+    if groups != 1:
+        raise LayerError(f"groups={groups!r} is not allowed: a depthwise layer has groups=1")
+    if "kernel_size" not in cfg:
+        raise LayerError(f"the {class_name} config has no 'kernel_size'")
+    return _KERAS_CLASSES[class_name](**cfg)
+
+
+def from_tf_nn(
+    filter_shape: Iterable[int],
+    strides: Iterable[int],
+    padding: str,
+    rate: Iterable[int] | None = None,
+    data_format: str = "NHWC",
+    activation: str = "none",
+) -> DepthwiseLayer:
+    """Mirror `tf.nn.depthwise_conv2d(input, filter, strides, padding, data_format, dilations)`.
+
+    `filter_shape` is `[kh, kw, C, M]`; `strides` is `[1, s, s, 1]` (NHWC) or
+    `[1, 1, s, s]` (NCHW); `padding` is "SAME" or "VALID"; `rate` is `[rh, rw]`.
+    """
+    fs = list(filter_shape)
+    if len(fs) != 4:
+        raise LayerError(f"filter shape {tuple(fs)!r} is not allowed: tf.nn.depthwise_conv2d takes [kh, kw, C, M]")
+    fmt = str(data_format).upper()
+    if fmt not in ("NHWC", "NCHW"):
+        raise LayerError(f"data_format={data_format!r} is not allowed: use 'NHWC' or 'NCHW'")
+    st = list(strides)
+    if len(st) != 4:
+        raise LayerError(f"strides={tuple(st)!r} is not allowed: give [1, s, s, 1] (NHWC) or [1, 1, s, s] (NCHW)")
+    batch_ch = (st[0], st[3]) if fmt == "NHWC" else (st[0], st[1])
+    hw = (st[1], st[2]) if fmt == "NHWC" else (st[2], st[3])
+    if batch_ch != (1, 1):
+        raise LayerError(f"strides={tuple(st)!r} is not allowed: the batch and channel strides must be 1")
+    if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
+        raise LayerError(f"padding={padding!r} is not allowed: use 'SAME' or 'VALID'")
+    dil = tuple(rate) if rate is not None else (1, 1)
+    st_pair, dil_pair = _int_pair("strides", hw), _int_pair("rate", dil)
+    if max(st_pair) > 1 and max(dil_pair) > 1:
+        raise LayerError(
+            f"strides={tuple(st)!r} with rate={dil!r} is not allowed: tf.nn.depthwise_conv2d "
+            "needs all strides 1 when a rate is above 1"
+        )
+    return DepthwiseLayer(
+        kernel_size=(fs[0], fs[1]),
+        strides=st_pair,
+        padding=padding.lower(),
+        depth_multiplier=fs[3],
+        data_format=CHANNELS_LAST if fmt == "NHWC" else CHANNELS_FIRST,
+        dilation_rate=dil_pair,
+        activation=activation,
+        use_bias=True,
+    )
+
+
+__all__ = [
+    "ACTIVATIONS", "CHANNELS_FIRST", "CHANNELS_LAST", "DepthwiseConv1D", "DepthwiseConv2D",
+    "DepthwiseLayer", "Geometry", "from_keras_config", "from_tf_nn", "output_size",
+    "padding_before_after",
+]
