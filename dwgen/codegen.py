@@ -1,0 +1,281 @@
+"""Code generation: render a plan into a self-contained `<name>.c` + `<name>.h`.
+
+The templates live in `templates/` (shipped inside the wheel as `dwgen/templates`).
+Everything that varies per layer is computed here or in the planner; the templates only
+lay it out. Output is deterministic: the same layer gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+
+from . import __version__
+from .errors import DwgenError
+from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
+from .plan import Plan, make_plan
+from .qlayer import QuantizedLayer
+
+WEIGHT_MODES = ("baked", "extern")
+LAYOUTS = {"nhwc": CHANNELS_LAST, "nchw": CHANNELS_FIRST}
+
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if "
+    "inline int long register restrict return short signed sizeof static struct switch typedef "
+    "union unsigned void volatile while _Bool _Complex _Imaginary main".split()
+)
+MAX_NAME_LENGTH = 48
+
+
+def check_c_name(name: str) -> str:
+    """A kernel name must be a plain C identifier; anything else is refused, never rewritten."""
+    if not isinstance(name, str) or not _C_IDENTIFIER.match(name):
+        raise DwgenError(
+            f"name {name!r} is not a C identifier: use letters, digits and '_', not starting with a digit"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise DwgenError(f"name {name!r} is too long: at most {MAX_NAME_LENGTH} characters")
+    if name in _C_KEYWORDS or name.startswith("__"):
+        raise DwgenError(f"name {name!r} is reserved in C: choose another kernel name")
+    return name
+
+
+def sanitize_c_name(raw: str, fallback: str = "dw") -> str:
+    """Turn an arbitrary string (a tensor name from a model file) into a safe C identifier."""
+    s = re.sub(r"[^A-Za-z0-9]+", "_", raw.encode("ascii", "ignore").decode()).strip("_").lower()
+    s = re.sub(r"_+", "_", s)[:MAX_NAME_LENGTH - 8].strip("_")
+    if not s:
+        s = fallback
+    if s[0].isdigit():
+        s = f"{fallback}_{s}"
+    if s in _C_KEYWORDS:
+        s = f"{s}_{fallback}"
+    return s
+
+
+@lru_cache(maxsize=1)
+def template_dir() -> Path:
+    packaged = Path(__file__).resolve().parent / "templates"
+    if packaged.is_dir():  # installed wheel
+        return packaged
+    source = Path(__file__).resolve().parent.parent / "templates"
+    if source.is_dir():  # editable install / source checkout
+        return source
+    raise DwgenError("dwgen's C templates are missing from this installation: reinstall dwgen")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    name: str = "dw_layer"
+    weights: str = "baked"  # or "extern": weights/bias passed at run time in TFLite layout
+    cmsis_nn_api: bool = False
+
+    def validated(self) -> "EmitOptions":
+        check_c_name(self.name)
+        if self.weights not in WEIGHT_MODES:
+            raise DwgenError(f"weights={self.weights!r} is not allowed: use 'baked' or 'extern'")
+        return self
+
+
+@dataclass(frozen=True)
+class GeneratedKernel:
+    name: str
+    c_source: str
+    h_source: str
+    plan: Plan
+    options: EmitOptions
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {f"{self.name}.c": self.c_source, f"{self.name}.h": self.h_source}
+
+    @property
+    def signature(self) -> str:
+        return _signature(self.plan.ql, self.options)
+
+    @property
+    def cdef(self) -> str:
+        """Declarations for cffi."""
+        return f"void {self.name}({self.signature});\n"
+
+    def write(self, directory: Path) -> list[Path]:
+        paths = []
+        for fname, text in self.files.items():
+            p = Path(directory) / fname
+            p.write_text(text, encoding="ascii", newline="\n")
+            paths.append(p)
+        return paths
+
+
+def with_layout(ql: QuantizedLayer, layout: str) -> QuantizedLayer:
+    """The same layer computed on the other memory layout (weights and numbers unchanged)."""
+    if layout not in LAYOUTS:
+        raise DwgenError(f"layout={layout!r} is not allowed: use 'nhwc' or 'nchw'")
+    fmt = LAYOUTS[layout]
+    if ql.layer.data_format == fmt:
+        return ql
+    layer = DepthwiseLayer(
+        kernel_size=ql.layer.kernel_size, strides=ql.layer.strides, padding=ql.layer.padding,
+        depth_multiplier=ql.layer.depth_multiplier, data_format=fmt,
+        dilation_rate=ql.layer.dilation_rate, activation=ql.layer.activation,
+        use_bias=ql.layer.use_bias, rank=ql.layer.rank,
+    )
+    g = ql.geometry
+    shape = (g.batch, g.in_w, g.in_c) if g.rank == 1 else (g.batch, g.in_h, g.in_w, g.in_c)
+    if fmt == CHANNELS_FIRST:
+        shape = (g.batch, g.in_c, g.in_w) if g.rank == 1 else (g.batch, g.in_c, g.in_h, g.in_w)
+    return dataclasses.replace(ql, layer=layer, geometry=layer.geometry(shape))
+
+
+def _signature(ql: QuantizedLayer, opts: EmitOptions) -> str:
+    sig = "const int8_t *input, int8_t *output"
+    if opts.weights == "extern":
+        sig += ", const int8_t *weights"
+        if ql.layer.use_bias:
+            sig += ", const int32_t *bias_data"
+    return sig
+
+
+def _rows(values: Iterable[int], per_row: int, width: int) -> list[str]:
+    vals = [f"{int(v):>{width}}," for v in values]
+    return [" ".join(vals[i : i + per_row]) for i in range(0, len(vals), per_row)]
+
+
+def _weight_rows(plan: Plan) -> list[str]:
+    """One line (or a few, for big windows) per output channel, labelled."""
+    rows = []
+    for oc, window in enumerate(plan.packed_weights):
+        chunks = _rows(window, 16, 4)
+        chunks[-1] += f" /* oc {oc} */"
+        rows.extend(chunks)
+    return rows
+
+
+def _strides(ql: QuantizedLayer) -> dict[str, int]:
+    g = ql.geometry
+    if g.channels_first:
+        return {
+            "in_col": 1, "in_row": g.in_w, "in_ch": g.in_h * g.in_w, "in_batch": g.in_c * g.in_h * g.in_w,
+            "out_col": 1, "out_row": g.out_w, "out_ch": g.out_h * g.out_w,
+            "out_batch": g.out_c * g.out_h * g.out_w,
+        }
+    return {
+        "in_col": g.in_c, "in_row": g.in_w * g.in_c, "in_ch": 1, "in_batch": g.in_h * g.in_w * g.in_c,
+        "out_col": g.out_c, "out_row": g.out_w * g.out_c, "out_ch": 1,
+        "out_batch": g.out_h * g.out_w * g.out_c,
+    }
+
+
+def describe(ql: QuantizedLayer, opts: EmitOptions) -> list[str]:
+    """The comment block recording what the kernel computes and how it was made."""
+    g, q, layer = ql.geometry, ql.quant, ql.layer
+    cfg = layer.describe()
+    lines = [
+        f"Layer: {layer.keras_class}, {json.dumps({k: v for k, v in cfg.items() if k != 'class_name'})}",
+        f"Input {list(g.input_shape)} -> output {list(g.output_shape)} ({g.data_format}), "
+        f"{g.macs} MACs",
+        f"Padding: top {g.pad_top}, left {g.pad_left}, bottom {g.pad_bottom}, right {g.pad_right}",
+        f"Input zero point {q.input_zero_point}"
+        + (f", scale {q.input_scale!r}" if q.input_scale is not None else ""),
+        f"Output zero point {q.output_zero_point}"
+        + (f", scale {q.output_scale!r}" if q.output_scale is not None else "")
+        + f"; activation {layer.activation} -> clamp [{ql.act_min}, {ql.act_max}]",
+        "Weights: int8 symmetric, "
+        + ("per-channel" if q.per_channel else "per-tensor")
+        + f"; bias int32; requantization: TFLite {q.rounding} rounding",
+        f"Weights {'passed at run time (TFLite layout)' if opts.weights == 'extern' else 'baked into flash'}; "
+        "no scratch buffer",
+    ]
+    # Keep comment text inert: no sequence inside may end or nest the comment.
+    return [line.replace("*/", "* /").replace("/*", "/ *") for line in lines]
+
+
+def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> GeneratedKernel:
+    opts = (options or EmitOptions()).validated()
+    g = ql.geometry
+    if opts.cmsis_nn_api and g.channels_first:
+        raise DwgenError(
+            "--cmsis-nn-api needs an NHWC (channels_last) kernel: CMSIS-NN has no NCHW depthwise"
+        )
+    plan = make_plan(ql)
+    strides = _strides(ql)
+    taps = plan.taps
+    tap_offsets = [
+        (ky * g.dilation_h) * strides["in_row"] + (kx * g.dilation_w) * strides["in_col"]
+        for ky in range(g.kernel_h)
+        for kx in range(g.kernel_w)
+    ]
+    extern = opts.weights == "extern"
+    wrap = plan.acc_may_overflow or extern
+    zp = ql.quant.input_zero_point
+    used = set()
+    for r in plan.regions:
+        used.update(r.live)
+        if zp != 0:
+            used.update(r.dead)
+    if extern and zp != 0:
+        used.update(range(taps))
+    name = opts.name
+    if g.rank == 1:
+        dims = ("N", "C", "W") if g.channels_first else ("N", "W", "C")
+    else:
+        dims = ("N", "C", "H", "W") if g.channels_first else ("N", "H", "W", "C")
+    ctx = dict(
+        name=name,
+        NAME=name.upper(),
+        version=__version__,
+        description=describe(ql, opts),
+        g=g,
+        q=ql.quant,
+        taps=taps,
+        tap_offsets=tap_offsets,
+        strides=strides,
+        layout_name=("NCW" if g.rank == 1 else "NCHW") if g.channels_first else ("NWC" if g.rank == 1 else "NHWC"),
+        input_dims=list(zip(dims, g.input_shape)),
+        output_dims=list(zip(dims, g.output_shape)),
+        activation=ql.layer.activation,
+        act_min=ql.act_min,
+        act_max=ql.act_max,
+        regions=plan.regions,
+        weight_rows=_weight_rows(plan),
+        bias_rows=_rows(plan.folded_bias, 8, 11),
+        multiplier_rows=_rows(ql.quant.multipliers, 6, 11),
+        shift_rows=_rows(ql.quant.shifts, 16, 3),
+        needs_left=plan.needs_left_shift,
+        needs_right=plan.needs_right_shift,
+        wrap_acc=wrap,
+        acc_t="uint32_t" if wrap else "int32_t",
+        weights_in_locals=plan.weights_in_locals,
+        used_taps=sorted(used),
+        extern_weights=extern,
+        use_bias=ql.layer.use_bias,
+        cmsis_nn_api=opts.cmsis_nn_api,
+        signature=_signature(ql, opts),
+    )
+    env = _environment()
+    c_src = env.get_template("kernel.c.j2").render(**ctx)
+    h_src = env.get_template("kernel.h.j2").render(**ctx)
+    return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts)
+
+
+__all__ = ["EmitOptions", "GeneratedKernel", "check_c_name", "generate", "sanitize_c_name", "with_layout"]
