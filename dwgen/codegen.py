@@ -116,7 +116,15 @@ class GeneratedKernel:
     @property
     def cdef(self) -> str:
         """Declarations for cffi."""
-        return f"void {self.name}({self.signature});\n"
+        decl = f"void {self.name}({self.signature});\n"
+        if self.options.cmsis_nn_api:
+            decl += (
+                f"arm_cmsis_nn_status {self.name}_cmsis_nn(const cmsis_nn_context *, "
+                "const cmsis_nn_dw_conv_params *, const cmsis_nn_per_channel_quant_params *, "
+                "const cmsis_nn_dims *, const int8_t *, const cmsis_nn_dims *, const int8_t *, "
+                "const cmsis_nn_dims *, const int32_t *, const cmsis_nn_dims *, int8_t *);\n"
+            )
+        return decl
 
     def write(self, directory: Path) -> list[Path]:
         paths = []

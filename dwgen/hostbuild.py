@@ -25,6 +25,21 @@ from .codegen import GeneratedKernel
 from .errors import BuildError, DwgenError
 
 HOST_CFLAGS = ("-O2", "-std=c99")
+
+# cffi declarations of the CMSIS-NN types used by `<name>_cmsis_nn` entry points (the
+# generated header defines the same layout under DWGEN_CMSIS_NN_TYPES).
+CMSIS_NN_CDEF = """
+typedef enum { ARM_CMSIS_NN_SUCCESS = 0, ARM_CMSIS_NN_ARG_ERROR = -1,
+               ARM_CMSIS_NN_NO_IMPL_ERROR = -2, ARM_CMSIS_NN_FAILURE = -3 } arm_cmsis_nn_status;
+typedef struct { int32_t w; int32_t h; } cmsis_nn_tile;
+typedef struct { int32_t min; int32_t max; } cmsis_nn_activation;
+typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } cmsis_nn_dims;
+typedef struct { void *buf; int32_t size; } cmsis_nn_context;
+typedef struct { int32_t input_offset; int32_t output_offset; int32_t ch_mult; cmsis_nn_tile stride;
+                 cmsis_nn_tile padding; cmsis_nn_tile dilation; cmsis_nn_activation activation; }
+    cmsis_nn_dw_conv_params;
+typedef struct { int32_t *multiplier; int32_t *shift; } cmsis_nn_per_channel_quant_params;
+"""
 _loaded: dict[str, Any] = {}
 
 
@@ -130,8 +145,10 @@ def _compile(kernels: Sequence[GeneratedKernel], modname: str, root: Path, cflag
         for k in kernels:
             k.write(work)
         ffi = cffi.FFI()
-        ffi.cdef("".join(k.cdef for k in kernels))
-        unity = "".join(f'#include "{k.name}.c"\n' for k in kernels)
+        cmsis = any(k.options.cmsis_nn_api for k in kernels)
+        ffi.cdef((CMSIS_NN_CDEF if cmsis else "") + "".join(k.cdef for k in kernels))
+        unity = "#define DWGEN_CMSIS_NN_TYPES\n" if cmsis else ""
+        unity += "".join(f'#include "{k.name}.c"\n' for k in kernels)
         ffi.set_source(modname, unity, include_dirs=[str(work)], extra_compile_args=list(cflags))
         try:
             if quiet:

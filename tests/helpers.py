@@ -1,0 +1,65 @@
+"""Shared test helpers: seeded random layers covering everything the generator handles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dwgen
+from dwgen.layer import DepthwiseLayer
+
+ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+
+
+def random_qlayer(
+    rng: np.random.Generator,
+    *,
+    max_kernel: int = 5,
+    max_stride: int = 3,
+    max_dilation: int = 3,
+    max_m: int = 4,
+    max_c: int = 12,
+    max_hw: int = 12,
+    rounding: str | None = None,
+    data_format: str | None = None,
+    rank: int | None = None,
+    tiny: bool = False,
+) -> dwgen.QuantizedLayer:
+    """A random valid layer with int8 weights; scales give both shift directions."""
+    rank = rank if rank is not None else (1 if rng.random() < 0.15 else 2)
+    kh = 1 if rank == 1 else int(rng.integers(1, max_kernel + 1))
+    kw = int(rng.integers(1, max_kernel + 1))
+    sh = 1 if rank == 1 else int(rng.integers(1, max_stride + 1))
+    sw = int(rng.integers(1, max_stride + 1))
+    dh = 1 if rank == 1 else int(rng.integers(1, max_dilation + 1))
+    dw = int(rng.integers(1, max_dilation + 1))
+    padding = str(rng.choice(["same", "valid"]))
+    if tiny:
+        padding = "same"
+    fmt = data_format or str(rng.choice(["channels_last", "channels_first"]))
+    m = int(rng.integers(1, max_m + 1))
+    c = int(rng.integers(1, max_c + 1))
+    act = str(rng.choice(ACTIVATIONS))
+    layer = DepthwiseLayer((kh, kw), (sh, sw), padding, m, fmt, (dh, dw), act, bool(rng.random() < 0.9), rank)
+    h = 1 if rank == 1 else int(rng.integers(1, (3 if tiny else max_hw) + 1))
+    w = int(rng.integers(1, (3 if tiny else max_hw) + 1))
+    if padding == "valid":
+        h = max(h, (kh - 1) * dh + 1)
+        w = max(w, (kw - 1) * dw + 1)
+    n = int(rng.integers(1, 3))
+    if rank == 1:
+        shape = (n, c, w) if fmt == "channels_first" else (n, w, c)
+    else:
+        shape = (n, c, h, w) if fmt == "channels_first" else (n, h, w, c)
+    oc = c * m
+    per_channel = rng.random() < 0.8
+    wscales = rng.uniform(0.002, 0.05, oc if per_channel else 1)
+    in_scale = float(rng.uniform(0.005, 0.1))
+    # Output scales from much smaller than in*w (left shifts) to much larger (right shifts).
+    out_scale = float(in_scale * wscales.mean() * 2.0 ** rng.uniform(-3, 12))
+    q = dwgen.Quantization.from_scales(
+        in_scale, int(rng.integers(-128, 128)), wscales, out_scale, int(rng.integers(-128, 128)),
+        oc, rounding=rounding or "double",
+    )
+    weights = rng.integers(-127, 128, (kh, kw, c, m))
+    bias = rng.integers(-30000, 30000, oc) if layer.use_bias else None
+    return dwgen.QuantizedLayer.create(layer, shape, q, weights, bias)
