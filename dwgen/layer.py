@@ -40,6 +40,10 @@ _TRAINING_ONLY_KEYS = frozenset(
 )
 
 
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value > 0
+
+
 def _positive_int(arg: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise LayerError(f"{arg}={value!r} is not allowed: it must be a positive integer")
@@ -48,18 +52,18 @@ def _positive_int(arg: str, value: Any) -> int:
 
 def _int_pair(arg: str, value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
-        if len(value) != 2:
+        if len(value) != 2 or not all(_is_positive_int(v) for v in value):
             raise LayerError(
                 f"{arg}={value!r} is not allowed: give one positive integer or a pair of them"
             )
-        return (_positive_int(arg, value[0]), _positive_int(arg, value[1]))
+        return (int(value[0]), int(value[1]))
     n = _positive_int(arg, value)
     return (n, n)
 
 
 def _int_single(arg: str, value: Any) -> int:
     if isinstance(value, (list, tuple)):
-        if len(value) != 1:
+        if len(value) != 1 or not _is_positive_int(value[0]):
             raise LayerError(
                 f"{arg}={value!r} is not allowed: a 1-D layer takes one positive integer"
             )
@@ -225,7 +229,11 @@ class DepthwiseLayer:
             raise LayerError(f"use_bias={use_bias!r} is not allowed: use True or False")
         self.use_bias = use_bias
         if rank == 1 and (self.kernel_size[0], self.strides[0], self.dilation_rate[0]) != (1, 1, 1):
-            raise LayerError("a 1-D layer has kernel, stride and dilation 1 along H")
+            raise LayerError(
+                f"kernel_size={self.kernel_size!r}, strides={self.strides!r}, "
+                f"dilation_rate={self.dilation_rate!r} is not allowed with rank=1: a 1-D layer "
+                "has kernel, stride and dilation 1 along H (the first of each pair)"
+            )
 
     # -- identity -----------------------------------------------------------------
     def _key(self) -> tuple:
@@ -274,6 +282,7 @@ class DepthwiseLayer:
             dims = list(input_shape)
         except TypeError:
             raise LayerError(f"input_shape={input_shape!r} is not allowed: give a tuple of sizes") from None
+        given = tuple(dims)
         spatial = 1 if self.rank == 1 else 2
         if len(dims) == spatial + 1:  # Keras style, no batch
             dims = [1] + dims
@@ -284,12 +293,18 @@ class DepthwiseLayer:
                 (2, False): "(H, W, C) or (N, H, W, C)", (2, True): "(C, H, W) or (N, C, H, W)",
             }[(self.rank, cf)]
             raise LayerError(
-                f"input_shape={tuple(input_shape)!r} is not allowed: a {self.keras_class} "
+                f"input_shape={given!r} is not allowed: a {self.keras_class} "
                 f"with {self.data_format} takes {want}"
             )
         if dims[0] is None:
             dims[0] = 1
-        dims = [_positive_int("input_shape", d) for d in dims]
+        for d in dims:
+            if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
+                raise LayerError(
+                    f"input_shape={given!r} is not allowed: every size must be a positive "
+                    "integer (only the batch may be None)"
+                )
+        dims = [int(d) for d in dims]
         if self.rank == 1:
             n, a, b = dims
             w, c = (b, a) if self.data_format == CHANNELS_FIRST else (a, b)
@@ -307,8 +322,11 @@ class DepthwiseLayer:
         for axis, size, k, d, out in (("height", h, kh, dh, oh), ("width", w, kw, dw, ow)):
             if out <= 0:
                 eff = (k - 1) * d + 1
+                ks, dr = self.kernel_size, self.dilation_rate
+                if self.rank == 1:
+                    ks, dr = ks[1], dr[1]
                 raise LayerError(
-                    f"kernel_size={self.kernel_size!r} with dilation_rate={self.dilation_rate!r} "
+                    f"kernel_size={ks!r} with dilation_rate={dr!r} "
                     f"spans {eff} pixels but the input {axis} is {size} with padding='valid': "
                     "the kernel must fit inside the input (or use padding='same')"
                 )
@@ -326,8 +344,10 @@ class DepthwiseLayer:
         return self.geometry(input_shape).output_shape
 
 
-def _reject_strided_dilation(strides: tuple[int, int], dilation: tuple[int, int], who: str) -> None:
-    if max(strides) > 1 and max(dilation) > 1:
+def _reject_strided_dilation(strides: Any, dilation: Any, who: str) -> None:
+    s_max = max(strides) if isinstance(strides, tuple) else strides
+    d_max = max(dilation) if isinstance(dilation, tuple) else dilation
+    if s_max > 1 and d_max > 1:
         raise LayerError(
             f"strides={strides!r} with dilation_rate={dilation!r} is not allowed in {who}: "
             "strides > 1 and dilation_rate > 1 cannot be combined (a .tflite model may "
@@ -404,7 +424,7 @@ class DepthwiseConv1D(DepthwiseLayer):
             dilation_rate=(1, d), activation=_keras_activation(activation),
             use_bias=use_bias, rank=1,
         )
-        _reject_strided_dilation((s, s), (d, d), "DepthwiseConv1D")
+        _reject_strided_dilation(s, d, "DepthwiseConv1D")
 
 
 _KERAS_CLASSES = {"DepthwiseConv2D": DepthwiseConv2D, "DepthwiseConv1D": DepthwiseConv1D}
@@ -431,8 +451,18 @@ def from_keras_config(config: dict, class_name: str | None = None) -> DepthwiseL
     if groups != 1:
         raise LayerError(f"groups={groups!r} is not allowed: a depthwise layer has groups=1")
     if "kernel_size" not in cfg:
-        raise LayerError(f"the {class_name} config has no 'kernel_size'")
+        raise LayerError(
+            f"the {class_name} config has no 'kernel_size': it is required (a positive integer"
+            + (")" if class_name == "DepthwiseConv1D" else " or a pair of them)")
+        )
     return _KERAS_CLASSES[class_name](**cfg)
+
+
+def _as_list(arg: str, value: Any, want: str) -> list:
+    try:
+        return list(value)
+    except TypeError:
+        raise LayerError(f"{arg}={value!r} is not allowed: give {want}") from None
 
 
 def from_tf_nn(
@@ -448,22 +478,33 @@ def from_tf_nn(
     `filter_shape` is `[kh, kw, C, M]`; `strides` is `[1, s, s, 1]` (NHWC) or
     `[1, 1, s, s]` (NCHW); `padding` is "SAME" or "VALID"; `rate` is `[rh, rw]`.
     """
-    fs = list(filter_shape)
-    if len(fs) != 4:
-        raise LayerError(f"filter shape {tuple(fs)!r} is not allowed: tf.nn.depthwise_conv2d takes [kh, kw, C, M]")
+    fs = _as_list("filter shape", filter_shape, "[kh, kw, C, M]")
+    if len(fs) != 4 or not all(_is_positive_int(v) for v in fs):
+        raise LayerError(
+            f"filter shape {tuple(fs)!r} is not allowed: tf.nn.depthwise_conv2d takes "
+            "[kh, kw, C, M], four positive integers"
+        )
     fmt = str(data_format).upper()
     if fmt not in ("NHWC", "NCHW"):
         raise LayerError(f"data_format={data_format!r} is not allowed: use 'NHWC' or 'NCHW'")
-    st = list(strides)
-    if len(st) != 4:
-        raise LayerError(f"strides={tuple(st)!r} is not allowed: give [1, s, s, 1] (NHWC) or [1, 1, s, s] (NCHW)")
+    st = _as_list("strides", strides, "[1, s, s, 1] (NHWC) or [1, 1, s, s] (NCHW)")
+    if len(st) != 4 or not all(_is_positive_int(v) for v in st):
+        raise LayerError(
+            f"strides={tuple(st)!r} is not allowed: give [1, s, s, 1] (NHWC) or [1, 1, s, s] "
+            "(NCHW), positive integers"
+        )
     batch_ch = (st[0], st[3]) if fmt == "NHWC" else (st[0], st[1])
     hw = (st[1], st[2]) if fmt == "NHWC" else (st[2], st[3])
     if batch_ch != (1, 1):
         raise LayerError(f"strides={tuple(st)!r} is not allowed: the batch and channel strides must be 1")
     if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
         raise LayerError(f"padding={padding!r} is not allowed: use 'SAME' or 'VALID'")
-    dil = tuple(rate) if rate is not None else (1, 1)
+    if rate is None:
+        dil: Any = (1, 1)
+    elif isinstance(rate, numbers.Integral):
+        dil = rate
+    else:
+        dil = tuple(_as_list("rate", rate, "one positive integer or a pair [rh, rw]"))
     st_pair, dil_pair = _int_pair("strides", hw), _int_pair("rate", dil)
     if max(st_pair) > 1 and max(dil_pair) > 1:
         raise LayerError(

@@ -22,11 +22,13 @@ def _integer_array(name: str, value: Any, lo: int, hi: int, kind: str) -> np.nda
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise QuantizationError(
-            f"{name} has dtype {arr.dtype}: it must be {kind} (integers); for float weights use "
-            "QuantizedLayer.from_float"
+            f"{name} has dtype {arr.dtype}: it must be {kind} (integers); for a float kernel and "
+            "bias use QuantizedLayer.from_float"
         )
     if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise QuantizationError(f"{name} holds values outside [{lo}, {hi}]: it must be {kind}")
+        raise QuantizationError(
+            f"{name} holds values in [{arr.min()}, {arr.max()}], outside [{lo}, {hi}]: it must be {kind}"
+        )
     return arr
 
 
@@ -78,7 +80,10 @@ class QuantizedLayer:
                 raise QuantizationError(f"bias has shape {list(b.shape)}: it must be [{oc}] (one per output channel)")
             b = b.astype(np.int32)
             if not layer.use_bias and np.any(b != 0):
-                raise QuantizationError("the layer has use_bias=False but a non-zero bias was given")
+                raise QuantizationError(
+                    "the layer has use_bias=False but a non-zero bias was given: pass bias=None "
+                    "(or all zeros)"
+                )
         if quant.num_channels == 1 and oc != 1:
             # A per-tensor multiplier given directly: replicate it, as TFLite's Prepare does.
             import dataclasses

@@ -63,11 +63,15 @@ def activation_bounds(activation: str, output_scale: float | None, output_zero_p
     """Clamp bounds of a fused activation, computed in float32 exactly as TFLite does."""
 
     def q(f: float) -> int:
-        v = np.float32(f) / np.float32(output_scale)
-        r = _round_half_away(float(v))
-        r = min(max(r, INT32_MIN), INT32_MAX)
+        with np.errstate(over="ignore"):  # a tiny scale gives inf: saturated below
+            v = np.float32(f) / np.float32(output_scale)
+        r = _round_half_away(min(max(float(v), INT32_MIN), INT32_MAX))  # clamp first: v may be inf
         return output_zero_point + int(r)
 
+    if activation not in ("none", "relu", "relu6", "relu_n1_to_1"):
+        raise QuantizationError(
+            f"activation={activation!r} is not allowed: use one of none, relu, relu6, relu_n1_to_1"
+        )
     if activation == "none":
         return INT8_MIN, INT8_MAX
     if output_scale is None:
@@ -79,9 +83,7 @@ def activation_bounds(activation: str, output_scale: float | None, output_zero_p
         return max(INT8_MIN, q(0.0)), INT8_MAX
     if activation == "relu6":
         return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
-    if activation == "relu_n1_to_1":
-        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
-    raise QuantizationError(f"unknown activation {activation!r}")
+    return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))  # relu_n1_to_1
 
 
 # -- requantization (vectorized; the reference model uses it) ------------------------------
@@ -160,7 +162,9 @@ class Quantization:
             v = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise QuantizationError(f"{name}={value!r} is not allowed: a scale is a positive finite number") from None
-        if not math.isfinite(v) or v <= 0 or not math.isfinite(float(np.float32(v))) or np.float32(v) == 0:
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: rejected below
+            v32 = np.float32(v)
+        if not math.isfinite(v) or v <= 0 or not math.isfinite(float(v32)) or v32 == 0:
             raise QuantizationError(
                 f"{name}={value!r} is not allowed: a scale is a positive finite number (as float32)"
             )
@@ -184,18 +188,29 @@ class Quantization:
         out_s = cls._scale("output_scale", output_scale)
         in_zp = cls._zero_point("input_zero_point", input_zero_point)
         out_zp = cls._zero_point("output_zero_point", output_zero_point)
-        ws = np.atleast_1d(np.asarray(weight_scales, dtype=np.float64))
-        if ws.ndim != 1 or len(ws) not in (1, num_channels):
+        try:
+            ws = np.atleast_1d(np.asarray(weight_scales, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise QuantizationError(
+                f"weight_scales={weight_scales!r} is not allowed: give one positive number or one per "
+                "output channel"
+            ) from None
+        if ws.ndim != 1:
+            raise QuantizationError(
+                f"weight_scales has shape {ws.shape}: give one scale (per-tensor) or a flat list "
+                f"with one per output channel ({num_channels})"
+            )
+        if len(ws) not in (1, num_channels):
             raise QuantizationError(
                 f"weight_scales has {ws.size} entries: give one (per-tensor) or one per output "
                 f"channel ({num_channels})"
             )
-        scales = tuple(cls._scale(f"weight_scales[{i}]", s) for i, s in enumerate(ws))
+        scales = tuple(cls._scale(f"weight_scales[{i}]", s.item()) for i, s in enumerate(ws))
         if weight_zero_points is not None:
             zps = np.atleast_1d(np.asarray(weight_zero_points))
             if np.any(zps != 0):
                 raise QuantizationError(
-                    f"weight zero point {int(zps[zps != 0][0])} is not allowed: int8 weights are "
+                    f"weight zero point {zps[zps != 0][0].item()!r} is not allowed: int8 weights are "
                     "symmetric, every weight zero point must be 0"
                 )
         per_channel = len(scales) != 1 or num_channels == 1
