@@ -1,0 +1,604 @@
+"""Cycle estimates for emulated Cortex-M runs: instruction classes and a timing table.
+
+How it works
+------------
+The emulator (:mod:`dwgen.emulate`) records, for one call, how often control went
+from each executed basic block to the next (an edge count per (previous block, block)
+pair) and the code bytes of each block. This module disassembles every block **once**
+with capstone (Thumb, M-class), classifies its instructions, and costs it once per
+distinct incoming edge: the edge supplies the instruction executed just before the
+block (for load pipelining, address dependencies and IT folding) and tells whether the
+branch that ended the previous block was taken (the block is not its fall-through).
+Work is proportional to the number of distinct blocks and edges, not to the number of
+executed instructions, so a 10 M-instruction run is costed in milliseconds.
+
+Cortex-M4 model (``model="m4"``, the headline number; zero-wait-state memory)
+---------------------------------------------------------------------------------
+From the Cortex-M4 TRM instruction timing table (and SPEC.md section 4):
+
+* data processing, MOV/MOVW/MOVT, shifts, bit fields, CLZ, REV, extend (SXTB, UXTH,
+  SXTAB ...), packed SIMD (SADD16, SXTB16, SXTAB16, PKHBT, SEL, UQADD8 ...), saturation
+  (SSAT, USAT, QADD ...), every multiply including the DSP ones (MUL, MLA, MLS, SMLAD,
+  SMLAxy, SMUAD, SMMUL, SMMLA(R), SMLAL, SMLALD) and the long multiplies (SMULL, UMULL,
+  SMLAL, UMLAL, UMAAL): **1**;
+* SDIV/UDIV: **7** (the TRM gives 2-12, data dependent; a fixed middle value);
+* single loads (LDR, LDRB, LDRH, LDRSB, LDRSH, LDREX ...): **2**, or **1** when the
+  instruction before it is also a single load and this load's address registers
+  (base and index) are not that load's destination ("N back-to-back independent loads
+  take N+1 cycles");
+* single stores (STR, STRB, STRH ...): **1**;
+* LDRD / STRD: **3**; LDM / STM / PUSH / POP: **1+N** (N = registers in the list);
+* a load or store whose base or index register was written by the instruction just
+  before it, when that instruction is not a load (an ALU/multiply result: there is no
+  forwarding path to the address generator): **+1**. Base-register write-back by a
+  previous load/store does not count (the AGU has it), a load's loaded register used
+  as an address only stops pipelining;
+* branches B, BL, BX, BLX, CBZ, CBNZ: **1**, plus the pipeline refill **P = 2** when
+  taken; conditional branches not taken: **1**; any instruction that writes PC (POP {..,
+  PC}, LDR PC, MOV PC, ADD PC) adds P; TBB/TBH: **2+P**;
+* IT: **0** when it directly follows a 16-bit instruction (folded), else **1**;
+* FPU: VLDR 2 (3 for a D register), VSTR 2, VLDM/VSTM/VPUSH/VPOP 1+N words, VDIV and
+  VSQRT 14, VMLA/VMLS/VFMA/VFMS/VNMLA/VNMLS 3, other VFP 1;
+* everything else (barriers, MRS/MSR, hints): 1. Instructions of an IT block whose
+  condition fails still cost their cycles, as on the core.
+
+Limits: fixed P = 2 (the real refill is 1-3 by target alignment and width); no flash
+wait states, bus contention or write-buffer stalls; ``LDR Rx,[PC,#imm]`` contention
+with instruction fetch is ignored; SDIV/UDIV fixed; pipelining is only recognised
+between two single loads (not LDR after LDM/LDRD, not STR after LDR, where it changes
+nothing since STR is 1 anyway); only the immediately preceding instruction is looked
+at; interrupts and exceptions are not modelled. It is an estimate of a well-behaved
+zero-wait-state core, meant for comparing kernels, not a cycle-accurate simulator.
+
+Cortex-M7 model (``model="m7"``, rough, clearly an estimate)
+------------------------------------------------------------
+In-order dual issue, simulated per block from an empty pipeline: an instruction
+pairs with the one before it (same cycle) when it does not read that instruction's
+result, it is not a multiply/MAC/DSP/SIMD/saturating/divide op (those issue in slot 0
+only; one MAC unit), at most one of the pair is a store and neither is LDRD/LDM/STM/
+PUSH/POP/FPU (two load ports: two independent single loads pair). Latencies: ALU 1,
+loads 2, multiplies/MACs 2 with accumulator forwarding (a MAC chain on one accumulator
+issues every cycle), SDIV 7. LDM/STM/PUSH/POP take ceil(N/2) issue cycles (64-bit
+bus), LDRD/STRD one. A taken branch costs one extra cycle (assumes correct
+prediction; mispredictions, cache misses and cross-block pairing are ignored).
+
+Cortex-M0/M0+ model (``model="m0"``)
+------------------------------------
+ARMv6-M timing: ALU and MUL 1 (single-cycle multiplier option), loads and stores 2,
+LDM/STM/PUSH/POP 1+N, taken branch 1+P (BL 2+P), POP {.., PC} 1+N+P, P = 2; no
+pipelining or address-dependency effects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import capstone
+from capstone import arm_const as A
+
+__all__ = [
+    "Insn", "Block", "Decoder", "M4Params", "CycleEstimate", "estimate", "estimate_sequence",
+    "MODELS", "CLASSES",
+]
+
+MODELS = ("m4", "m7", "m0")
+
+# -------------------------------------------------------------------- classification
+
+LOAD_SINGLE = frozenset("""ldr ldrb ldrh ldrsb ldrsh ldrt ldrbt ldrht ldrsbt ldrsht ldrex ldrexb
+    ldrexh lda ldab ldah ldaex ldaexb ldaexh""".split())
+STORE_SINGLE = frozenset("""str strb strh strt strbt strht strex strexb strexh stl stlb stlh
+    stlex stlexb stlexh""".split())
+LOAD_DUAL = frozenset({"ldrd", "ldaexd", "ldrexd"})
+STORE_DUAL = frozenset({"strd", "stlexd", "strexd"})
+LOAD_MULTI = frozenset({"ldm", "ldmia", "ldmdb", "ldmda", "ldmib", "pop"})
+STORE_MULTI = frozenset({"stm", "stmia", "stmdb", "stmda", "stmib", "push"})
+FP_LOAD = frozenset({"vldr"})
+FP_STORE = frozenset({"vstr"})
+FP_MULTI = frozenset({"vldmia", "vldmdb", "vstmia", "vstmdb", "vpush", "vpop", "vldm", "vstm",
+                      "vlldm", "vlstm", "vscclrm"})
+BRANCH = frozenset({"b", "bl", "bx", "blx", "cbz", "cbnz", "tbb", "tbh", "bxns", "blxns",
+                    "bf", "bfl", "bfx", "bflx", "bfcsel", "le", "letp", "wls", "wlstp", "dls",
+                    "dlstp"})
+DIV = frozenset({"sdiv", "udiv"})
+MUL = frozenset({"mul", "mla", "mls", "smull", "umull", "smlal", "umlal", "umaal"})
+DSP_MAC = frozenset("""smlabb smlabt smlatb smlatt smlad smladx smlsd smlsdx smlald smlaldx
+    smlsld smlsldx smlalbb smlalbt smlaltb smlaltt smlawb smlawt smuad smuadx smusd smusdx
+    smulbb smulbt smultb smultt smulwb smulwt smmul smmulr smmla smmlar smmls smmlsr""".split())
+SAT = frozenset({"ssat", "usat", "ssat16", "usat16", "qadd", "qsub", "qdadd", "qdsub"})
+SIMD = frozenset("""sadd16 sadd8 ssub16 ssub8 sasx ssax shadd16 shadd8 shsub16 shsub8 shasx
+    shsax qadd16 qadd8 qsub16 qsub8 qasx qsax uadd16 uadd8 usub16 usub8 uasx usax uhadd16
+    uhadd8 uhsub16 uhsub8 uhasx uhsax uqadd16 uqadd8 uqsub16 uqsub8 uqasx uqsax sel pkhbt
+    pkhtb sxtb16 sxtab16 uxtb16 uxtab16 usad8 usada8""".split())
+EXTEND = frozenset({"sxtb", "sxth", "uxtb", "uxth", "sxtab", "sxtah", "uxtab", "uxtah"})
+NOP = frozenset({"nop", "hint", "yield"})
+FP_SLOW = frozenset({"vdiv", "vsqrt"})
+FP_MAC = frozenset({"vmla", "vmls", "vnmla", "vnmls", "vfma", "vfms", "vfnma", "vfnms"})
+
+#: Every class name that can appear in ``CycleEstimate.classes``.
+CLASSES = ("alu", "mul", "dsp_mac", "simd", "sat", "extend", "div", "load", "store",
+           "load_dual", "store_dual", "load_multi", "store_multi", "branch", "it", "nop",
+           "fpu", "fp_load", "fp_store", "fp_multi", "mve")
+
+_MULTI_BASE_FIRST = frozenset({"ldm", "ldmia", "ldmdb", "ldmda", "ldmib", "stm", "stmia",
+                               "stmdb", "stmda", "stmib", "vldmia", "vldmdb", "vstmia",
+                               "vstmdb", "vldm", "vstm"})
+_MAC_CLASSES = frozenset({"mul", "dsp_mac", "div"})
+_SLOT0_ONLY = frozenset({"mul", "dsp_mac", "simd", "sat", "div"})
+_PC = "pc"
+
+
+def _classify(name: str, has_q: bool) -> str:
+    if name in LOAD_SINGLE:
+        return "load"
+    if name in STORE_SINGLE:
+        return "store"
+    if name in LOAD_DUAL:
+        return "load_dual"
+    if name in STORE_DUAL:
+        return "store_dual"
+    if name in LOAD_MULTI:
+        return "load_multi"
+    if name in STORE_MULTI:
+        return "store_multi"
+    if name in BRANCH:
+        return "branch"
+    if name == "it":
+        return "it"
+    if name in DIV:
+        return "div"
+    if name in MUL:
+        return "mul"
+    if name in DSP_MAC:
+        return "dsp_mac"
+    if name in SAT:
+        return "sat"
+    if name in SIMD:
+        return "simd"
+    if name in EXTEND:
+        return "extend"
+    if name in NOP:
+        return "nop"
+    if name.startswith("v") or name in ("vmrs", "vmsr"):
+        if has_q:
+            return "mve"
+        if name in FP_LOAD:
+            return "fp_load"
+        if name in FP_STORE:
+            return "fp_store"
+        if name in FP_MULTI:
+            return "fp_multi"
+        return "fpu"
+    return "alu"
+
+
+@dataclass(frozen=True)
+class Insn:
+    """One decoded instruction with what the timing models need."""
+
+    addr: int
+    size: int
+    name: str                 # capstone base name: "ldr", "smlad", "it", ...
+    text: str                 # "ldr.w r3, [r0, #4]"
+    cls: str                  # one of CLASSES
+    cond: bool                # conditionally executed (Bcc, CBZ, in an IT block)
+    writes_pc: bool           # ends the block: a branch or any write to PC
+    dests: frozenset          # registers written (base write-back excluded)
+    reads: frozenset          # registers read
+    addr_regs: frozenset      # base and index of a memory access
+    nregs: int                # register words moved by LDM/STM/PUSH/POP/VLDM/...
+    acc_regs: frozenset       # accumulator operands of a multiply-accumulate
+
+    @property
+    def is_mem(self) -> bool:
+        return self.cls in ("load", "store", "load_dual", "store_dual", "load_multi",
+                            "store_multi", "fp_load", "fp_store", "fp_multi")
+
+    @property
+    def is_load(self) -> bool:
+        return self.cls in ("load", "load_dual", "load_multi", "fp_load")
+
+
+@dataclass(frozen=True)
+class Block:
+    addr: int
+    size: int
+    insns: tuple
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.size
+
+    @property
+    def last(self) -> Insn | None:
+        return self.insns[-1] if self.insns else None
+
+
+def _reg_words(rname: str) -> int:
+    return 2 if rname.startswith("d") else (4 if rname.startswith("q") else 1)
+
+
+class Decoder:
+    """Capstone Thumb/M-class decoder with a per-block cache."""
+
+    def __init__(self) -> None:
+        self._cs = capstone.Cs(capstone.CS_ARCH_ARM,
+                               capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        self._cs.detail = True
+        self._cache: dict[tuple[int, bytes], Block] = {}
+
+    def block(self, addr: int, code: bytes) -> Block:
+        key = (addr, bytes(code))
+        b = self._cache.get(key)
+        if b is None:
+            b = Block(addr, len(code), tuple(self.decode(code, addr)))
+            self._cache[key] = b
+        return b
+
+    def decode(self, code: bytes, addr: int = 0) -> list[Insn]:
+        out: list[Insn] = []
+        end = addr + len(code)
+        pos = addr
+        for i in self._cs.disasm(bytes(code), addr):
+            out.append(self._insn(i))
+            pos = i.address + i.size
+        if pos != end:
+            raise ValueError(f"cannot decode the code at 0x{pos:08x} "
+                             f"({bytes(code)[pos - addr:pos - addr + 4].hex()})")
+        return out
+
+    @staticmethod
+    def _insn(i) -> Insn:
+        name = i.insn_name()
+        rn = i.reg_name
+        dests: set[str] = set()
+        reads: set[str] = set()
+        addr_regs: set[str] = set()
+        regops: list[str] = []
+        has_q = False
+        for k, op in enumerate(i.operands):
+            if op.type == A.ARM_OP_REG:
+                r = rn(op.reg)
+                regops.append(r)
+                if r.startswith("q"):
+                    has_q = True
+                acc = op.access
+                if acc & capstone.CS_AC_WRITE:
+                    dests.add(r)
+                if acc & capstone.CS_AC_READ or acc == 0:
+                    reads.add(r)
+            elif op.type == A.ARM_OP_MEM:
+                if op.mem.base:
+                    addr_regs.add(rn(op.mem.base))
+                if op.mem.index:
+                    addr_regs.add(rn(op.mem.index))
+        try:
+            rr, ww = i.regs_access()
+            reads.update(rn(r) for r in rr)
+            implicit_w = {rn(r) for r in ww}
+        except capstone.CsError:
+            implicit_w = set()
+        reads |= addr_regs
+        writes_pc = _PC in dests or _PC in implicit_w or name in BRANCH
+        cls = _classify(name, has_q)
+        nregs = 0
+        if name in _MULTI_BASE_FIRST and regops:
+            base = regops[0]
+            addr_regs.add(base)
+            reads.add(base)
+            dests.discard(base)              # write-back of the base register
+            nregs = sum(_reg_words(r) for r in regops[1:])
+        elif name in ("push", "pop", "vpush", "vpop"):
+            addr_regs.add("sp")
+            nregs = sum(_reg_words(r) for r in regops)
+            if name == "push" or name == "vpush":
+                dests.clear()                  # capstone marks vpush operands written
+        elif cls in ("fp_load", "fp_store"):
+            nregs = _reg_words(regops[0]) if regops else 1
+        if cls in ("store", "store_dual", "fp_store"):
+            dests.clear()                      # stores write no register (write-back excluded)
+        dests.discard("itstate")
+        reads.discard("itstate")
+        acc_regs: frozenset = frozenset()
+        if cls in ("mul", "dsp_mac") and len(regops) == 4:
+            if name in ("smlal", "umlal", "umaal", "smlald", "smlaldx", "smlsld", "smlsldx",
+                        "smlalbb", "smlalbt", "smlaltb", "smlaltt"):
+                acc_regs = frozenset(regops[:2])
+            elif name not in ("smull", "umull"):
+                acc_regs = frozenset(regops[3:])
+        cond = i.cc not in (A.ARM_CC_AL, A.ARM_CC_INVALID) or name in ("cbz", "cbnz")
+        if name == "it":
+            cond = False
+        text = f"{i.mnemonic} {i.op_str}".strip()
+        return Insn(i.address, i.size, name, text, cls, cond, writes_pc, frozenset(dests),
+                    frozenset(reads), frozenset(addr_regs), nregs, acc_regs)
+
+
+# ------------------------------------------------------------------------ M4 model
+
+@dataclass(frozen=True)
+class M4Params:
+    """Tunable constants of the timing models (defaults: SPEC.md / baselines)."""
+
+    P: int = 2                  # pipeline refill after a taken branch
+    div: int = 7                # SDIV/UDIV
+    fp_slow: int = 14           # VDIV/VSQRT
+    fp_mac: int = 3             # VMLA/VFMA family
+    m7_taken: int = 1           # extra cycle for a (predicted) taken branch on M7
+    m0_mul: int = 1             # MULS on M0/M0+ (1: fast multiplier, 32: small one)
+    addr_dep_after_load: bool = False   # +1 also when the address came from a load
+
+
+def _m4_cost(ins: Insn, prev: Insn | None, p: M4Params) -> int:
+    """Cycles of one instruction given the one executed just before (no taken penalty)."""
+    c = ins.cls
+    if c == "it":
+        return 0 if (prev is not None and prev.size == 2) else 1
+    if c == "load":
+        cost = 2               # LDR PC: 2 + P, the P is added on the taken edge
+        if prev is not None and prev.cls == "load" and not (ins.addr_regs & prev.dests):
+            cost = 1
+    elif c == "store":
+        cost = 1
+    elif c in ("load_dual", "store_dual"):
+        cost = 3
+    elif c in ("load_multi", "store_multi", "fp_multi"):
+        cost = 1 + ins.nregs
+    elif c == "fp_load":
+        cost = 1 + ins.nregs
+    elif c == "fp_store":
+        cost = 2
+    elif c == "div":
+        cost = p.div
+    elif c == "branch":
+        cost = 2 if ins.name in ("tbb", "tbh") else 1
+    elif c == "fpu":
+        if ins.name in FP_SLOW:
+            cost = p.fp_slow
+        elif ins.name in FP_MAC:
+            cost = p.fp_mac
+        else:
+            cost = 1
+    else:
+        cost = 1
+    if (ins.is_mem and prev is not None and (p.addr_dep_after_load or not prev.is_load)
+            and prev.dests and ins.addr_regs & prev.dests):
+        cost += 1
+    return cost
+
+
+def _m0_cost(ins: Insn, prev: Insn | None, p: M4Params) -> int:
+    c = ins.cls
+    if c in ("load", "store"):
+        return 2
+    if c in ("load_multi", "store_multi", "load_dual", "store_dual"):
+        return 1 + max(ins.nregs, 2 if c.endswith("dual") else 0)
+    if c == "branch":
+        return 2 if ins.name == "bl" else 1
+    if c == "mul":
+        return p.m0_mul
+    if c == "div":
+        return p.div
+    return 1
+
+
+def _m7_block(block: Block, p: M4Params) -> int:
+    """Issue cycles of one block on the rough dual-issue M7 model (empty pipeline)."""
+    if not block.insns:
+        return 0
+    ready: dict[str, tuple[int, bool]] = {}
+    cycle = 0
+    slot = 0                 # instructions issued in `cycle`
+    prev: Insn | None = None
+    stores = 0
+    for ins in block.insns:
+        t = 0
+        for r in ins.reads:
+            rv = ready.get(r)
+            if rv is None:
+                continue
+            when, from_mac = rv
+            if from_mac and r in ins.acc_regs:
+                when -= 1    # accumulator forwarding in the MAC pipeline
+            if when > t:
+                t = when
+        c = ins.cls
+        single_issue = c in ("load_dual", "store_dual", "load_multi", "store_multi",
+                             "fp_multi", "fpu", "fp_load", "fp_store", "div", "mve")
+        pairable = (
+            slot == 1 and prev is not None and t <= cycle and not single_issue
+            and not prev.writes_pc
+            and c not in _SLOT0_ONLY
+            and not (ins.reads & prev.dests)
+            and not (c == "store" and stores)
+            and prev.cls not in ("load_dual", "store_dual", "load_multi", "store_multi",
+                                 "fp_multi", "fpu", "fp_load", "fp_store", "div", "mve")
+        )
+        if pairable:
+            issue = cycle
+            slot = 2
+        else:
+            issue = max(cycle + (1 if slot else 0), t)
+            slot = 1
+            stores = 0
+            prev = ins
+        if c == "store":
+            stores += 1
+        # occupancy and result latency
+        occ = 1
+        if c in ("load_multi", "store_multi", "fp_multi"):
+            occ = max(1, math.ceil(ins.nregs / 2))
+        elif c == "div":
+            occ = p.div
+        elif c == "fpu" and ins.name in FP_SLOW:
+            occ = p.fp_slow
+        if c in ("load", "load_dual", "fp_load"):
+            lat = 2
+        elif c == "load_multi":
+            lat = occ + 1
+        elif c in ("mul", "dsp_mac"):
+            lat = 2
+        elif c == "fpu":
+            lat = 3 if ins.name in FP_MAC else 1
+        else:
+            lat = occ
+        for d in ins.dests:
+            ready[d] = (issue + lat, c in _MAC_CLASSES)
+        if occ > 1:
+            cycle = issue + occ - 1
+            slot = 2
+        else:
+            cycle = issue
+    return cycle + 1
+
+
+# ------------------------------------------------------------------------ estimate
+
+@dataclass
+class CycleEstimate:
+    """Cycle estimates and instruction statistics of one emulated run."""
+
+    instructions: int
+    cycles: dict[str, int]              # model -> estimated cycles ("m4", "m7", "m0")
+    classes: dict[str, int]             # instruction class -> executed count
+    branches_taken: int
+    branches_not_taken: int
+    params: M4Params = field(default_factory=M4Params)
+    block_stats: list = field(default_factory=list, repr=False)  # (addr, execs, m4 cycles, Block)
+
+    @property
+    def m4_cycles(self) -> int:
+        return self.cycles["m4"]
+
+    @property
+    def m7_cycles(self) -> int:
+        return self.cycles["m7"]
+
+    @property
+    def m0_cycles(self) -> int:
+        return self.cycles["m0"]
+
+    def per_mac(self, macs: int, model: str = "m4") -> float:
+        return self.cycles[model] / macs if macs else float("nan")
+
+    def as_dict(self) -> dict:
+        return {
+            "instructions": self.instructions,
+            "cycles_m4_est": self.cycles["m4"],
+            "cycles_m7_est": self.cycles["m7"],
+            "cycles_m0_est": self.cycles["m0"],
+            "classes": dict(self.classes),
+            "branches_taken": self.branches_taken,
+            "branches_not_taken": self.branches_not_taken,
+            "model": f"Cortex-M4 TRM table, P={self.params.P}, SDIV={self.params.div}, "
+                     "zero wait states (estimate); M7: rough dual-issue estimate",
+        }
+
+    def hot_blocks(self, n: int = 10, symbolize=None) -> str:
+        """Text listing of the ``n`` blocks with most estimated M4 cycles."""
+        total = max(1, self.cycles["m4"])
+        lines = []
+        for addr, execs, cyc, blk in sorted(self.block_stats, key=lambda r: -r[2])[:n]:
+            where = f" <{symbolize(addr)}>" if symbolize else ""
+            lines.append(f"0x{addr:08x}{where}: {execs} x, {cyc} cycles "
+                         f"({100.0 * cyc / total:.1f} %)")
+            lines += [f"    {i.addr:08x}  {i.text}" for i in blk.insns]
+        return "\n".join(lines)
+
+
+def _edge_taken(pred: Block, cur_addr: int) -> bool | None:
+    """Whether the PC-writing last instruction of ``pred`` was taken (None: no branch)."""
+    last = pred.last
+    if last is None or not last.writes_pc:
+        return None
+    if not last.cond:
+        return True
+    return cur_addr != pred.end
+
+
+def estimate(blocks: Mapping[int, bytes], edges: Mapping[tuple[int, int], int], *,
+             return_addr: int | None = None, params: M4Params | None = None,
+             decoder: Decoder | None = None) -> CycleEstimate:
+    """Estimate cycles from executed blocks and edge counts.
+
+    ``blocks``: block start address -> its code bytes. ``edges``: (previous block start,
+    block start) -> times taken; the previous block is -1 for the first block of the
+    run, and the block may be ``return_addr`` for the final return (only the branch
+    penalty of the previous block is counted for it).
+    """
+    p = params or M4Params()
+    dec = decoder or Decoder()
+    decoded = {a: dec.block(a, code) for a, code in blocks.items()}
+    instructions = 0
+    classes: dict[str, int] = {}
+    cyc = {"m4": 0, "m7": 0, "m0": 0}
+    taken_n = not_taken_n = 0
+    execs: dict[int, int] = {}
+    m4_per_block: dict[int, int] = {}
+    m7_cache: dict[int, int] = {}
+    for (pa, ca), n in edges.items():
+        if n <= 0:
+            continue
+        pred = decoded.get(pa) if pa != -1 else None
+        if pred is not None:
+            tk = _edge_taken(pred, ca)
+            if tk is True:
+                taken_n += n
+                cyc["m4"] += n * p.P
+                m4_per_block[pa] = m4_per_block.get(pa, 0) + n * p.P
+                cyc["m0"] += n * p.P
+                cyc["m7"] += n * p.m7_taken
+            elif tk is False:
+                not_taken_n += n
+        if return_addr is not None and ca == return_addr:
+            continue
+        blk = decoded.get(ca)
+        if blk is None:
+            raise KeyError(f"edge into 0x{ca:08x}, but no code for that block")
+        execs[ca] = execs.get(ca, 0) + n
+        prev = pred.last if pred is not None else None
+        m4 = 0
+        m0 = 0
+        for ins in blk.insns:
+            m4 += _m4_cost(ins, prev, p)
+            m0 += _m0_cost(ins, prev, p)
+            prev = ins
+        cyc["m4"] += n * m4
+        cyc["m0"] += n * m0
+        m4_per_block[ca] = m4_per_block.get(ca, 0) + n * m4
+        m7 = m7_cache.get(ca)
+        if m7 is None:
+            m7 = m7_cache[ca] = _m7_block(blk, p)
+        cyc["m7"] += n * m7
+    for a, n in execs.items():
+        blk = decoded[a]
+        instructions += n * len(blk.insns)
+        for ins in blk.insns:
+            classes[ins.cls] = classes.get(ins.cls, 0) + n
+    stats = [(a, execs[a], m4_per_block.get(a, 0), decoded[a]) for a in execs]  # incl. P
+    return CycleEstimate(instructions, cyc, dict(sorted(classes.items())), taken_n,
+                         not_taken_n, p, stats)
+
+
+def estimate_sequence(code: bytes, *, addr: int = 0, taken: bool | None = None,
+                      params: M4Params | None = None) -> CycleEstimate:
+    """Cost straight-line code executed once (for unit tests and quick looks).
+
+    ``taken``: for a sequence that ends in a branch, whether it was taken (default:
+    taken if it is unconditional, not taken otherwise).
+    """
+    dec = Decoder()
+    blk = dec.block(addr, code)
+    edges: dict[tuple[int, int], int] = {(-1, addr): 1}
+    last = blk.last
+    blocks = {addr: bytes(code)}
+    ret = None
+    if last is not None and last.writes_pc:
+        if taken is None:
+            taken = not last.cond
+        # a pseudo successor: the fall-through, or an address that is not
+        ret = blk.end + 0x1000 if taken else blk.end
+        edges[(addr, ret)] = 1
+    return estimate(blocks, edges, return_addr=ret, params=params, decoder=dec)
