@@ -20,10 +20,13 @@ import jinja2
 from . import __version__
 from .errors import DwgenError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
+from .dsp_plan import DSP_TARGETS, dsp_context, make_dsp_plan
 from .plan import Plan, make_plan
 from .qlayer import QuantizedLayer
 
 WEIGHT_MODES = ("baked", "extern")
+TARGETS = ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
+           "cortex-m55")
 LAYOUTS = {"nhwc": CHANNELS_LAST, "nchw": CHANNELS_FIRST}
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -89,9 +92,13 @@ class EmitOptions:
     name: str = "dw_layer"
     weights: str = "baked"  # or "extern": weights/bias passed at run time in TFLite layout
     cmsis_nn_api: bool = False
+    target: str = "generic"  # DSP targets get the DSP kernel when its data flow applies
+    origin: str = ""  # where the layer came from (a model and op), for the comment block
 
     def validated(self) -> "EmitOptions":
         check_c_name(self.name)
+        if self.target not in TARGETS:
+            raise DwgenError(f"target={self.target!r} is not allowed: use one of {', '.join(TARGETS)}")
         if self.weights not in WEIGHT_MODES:
             raise DwgenError(f"weights={self.weights!r} is not allowed: use 'baked' or 'extern'")
         return self
@@ -104,6 +111,7 @@ class GeneratedKernel:
     h_source: str
     plan: Plan
     options: EmitOptions
+    dsp: object | None = None  # the DspPlan when the DSP kernel was emitted
 
     @property
     def files(self) -> dict[str, str]:
@@ -214,6 +222,8 @@ def describe(ql: QuantizedLayer, opts: EmitOptions) -> list[str]:
         f"Weights {'passed at run time (TFLite layout)' if opts.weights == 'extern' else 'baked into flash'}; "
         "no scratch buffer",
     ]
+    if opts.origin:
+        lines.insert(0, opts.origin)
     # Keep comment text inert: no sequence inside may end or nest the comment.
     return [line.replace("*/", "* /").replace("/*", "/ *") for line in lines]
 
@@ -281,9 +291,15 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         signature=_signature(ql, opts),
     )
     env = _environment()
-    c_src = env.get_template("kernel.c.j2").render(**ctx)
+    dsp = None
+    if opts.target in DSP_TARGETS and not extern:
+        dsp = make_dsp_plan(ql)
+    if dsp is not None:
+        c_src = env.get_template("kernel_dsp.c.j2").render(**{**ctx, **dsp_context(dsp, opts.target)})
+    else:
+        c_src = env.get_template("kernel.c.j2").render(**ctx)
     h_src = env.get_template("kernel.h.j2").render(**ctx)
-    return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts)
+    return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts, dsp=dsp)
 
 
 __all__ = ["EmitOptions", "GeneratedKernel", "check_c_name", "generate", "sanitize_c_name", "with_layout"]
