@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .codegen import TARGETS
 from .errors import DwgenError
 
 EPILOG = """\
 examples:
   dwgen emit examples/kws_dw.json -o out/            specialized C for one layer
   dwgen emit examples/kws_dw.json -o out/ --weights extern --cmsis-nn-api
-  dwgen emit examples/kws_dw.json -o out/ --json     machine-readable summary
+  dwgen inspect model.tflite                         list the depthwise layers of a model
+  dwgen emit model.tflite -o out/ --target cortex-m4 one kernel per layer + manifest
+  dwgen check model.tflite --target cortex-m4        prove every layer bit-exact on its real data
 
 Run `dwgen COMMAND --help` for the options of each command.
 """
@@ -56,14 +59,16 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "emit",
-        help="write <name>.c and <name>.h for a layer",
-        description="Write a specialized <name>.c + <name>.h for the layer in LAYER.json. "
-        "Output is written atomically: nothing is left behind on failure, and existing files "
-        "are only replaced with --force.",
+        help="write <name>.c and <name>.h for a layer, or for every depthwise layer of a model",
+        description="Write a specialized <name>.c + <name>.h for the layer in LAYER.json, or one "
+        "kernel per depthwise layer of MODEL.tflite plus dwgen_kernels.h (includes them all) and "
+        "manifest.json (op index -> files, entry point, shapes). Output is written atomically: "
+        "nothing is left behind on failure, and existing files are only replaced with --force.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="LAYER.json format: see the README (section 'Layer files') or dwgen.layerfile.SCHEMA.",
     )
-    e.add_argument("source", metavar="LAYER.json", help="layer description (Keras config + quantization + .npz weights)")
+    e.add_argument("source", metavar="LAYER.json|MODEL.tflite",
+                   help="layer description (Keras config + quantization + .npz weights) or a .tflite model")
     e.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory to write into (created if missing)")
     e.add_argument("--name", help="kernel name: a C identifier (default: from the layer's Keras name)")
     e.add_argument("--rounding", choices=("double", "single"), help="requantization rounding (default: the file's, else double)")
@@ -72,9 +77,46 @@ def _parser() -> argparse.ArgumentParser:
                    help="baked: weights in flash inside the kernel (default); extern: passed at run time in TFLite layout")
     e.add_argument("--cmsis-nn-api", action="store_true",
                    help="also emit <name>_cmsis_nn() with the arm_depthwise_conv_wrapper_s8 signature")
+    e.add_argument("--target", choices=TARGETS, default="generic",
+                   help="code path: generic/cortex-m0/m0plus/m3 get portable C, cortex-m4/m7/m33/m55 "
+                   "the DSP kernel (default: generic)")
+    e.add_argument("--only", metavar="INDEX,...", help="models: only these op indices (as `dwgen inspect` shows)")
+    e.add_argument("--as-written", action="store_true",
+                   help="models: emit the layer the user wrote (an NCHW kernel for a channels_first "
+                   "TRANSPOSE-DW-TRANSPOSE pattern, the dilated layer for SPACE_TO_BATCH-DW-BATCH_TO_SPACE) "
+                   "so the surrounding ops can go")
     e.add_argument("--force", action="store_true", help="overwrite existing files")
     e.add_argument("--json", action="store_true", help="print a machine-readable summary")
     e.set_defaults(func=cmd_emit)
+
+    i = sub.add_parser(
+        "inspect",
+        help="list the depthwise layers of a .tflite model",
+        description="List every DEPTHWISE_CONV_2D of MODEL.tflite: shapes, kernel, stride, dilation, "
+        "padding offsets, depth multiplier, activation, quantization, MACs and weight bytes, the layer "
+        "the user wrote (1-D / channels_first patterns), and the ops dwgen cannot generate with the reason.",
+    )
+    i.add_argument("model", metavar="MODEL.tflite")
+    i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    i.set_defaults(func=cmd_inspect)
+
+    c = sub.add_parser(
+        "check",
+        help="prove every depthwise layer of a model bit-exact against TFLite",
+        description="Run MODEL.tflite once under TFLite's reference kernels keeping every tensor, then "
+        "for each depthwise op generate its kernel, run it on the op's real input (on the host, or "
+        "cross-compiled on an emulated Cortex-M) and compare with the op's real output byte for byte. "
+        "TFLite Micro, when installed, runs each op as a second reference. Exit status 1 on any mismatch.",
+    )
+    c.add_argument("model", metavar="MODEL.tflite")
+    c.add_argument("--target", choices=("host",) + TARGETS[1:], default="host",
+                   help="where the kernels run: host (cffi, default) or an emulated Cortex-M")
+    c.add_argument("--inputs", metavar="FILE.npy|FILE.npz",
+                   help="model input (.npy; .npz with one array per input, in order); default: random, seeded")
+    c.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
+    c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
+    c.set_defaults(func=cmd_check)
     return p
 
 
@@ -93,7 +135,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     src = Path(args.source)
     if src.suffix.lower() == ".tflite":
-        raise DwgenError(f"{src}: emitting from .tflite models is not available in this version of dwgen")
+        return _emit_model(args, src)
+    for flag in ("only", "as_written"):
+        if getattr(args, flag):
+            raise DwgenError(f"--{flag.replace('_', '-')} applies to .tflite models, not to LAYER.json")
     doc = layerfile.read(src)
     ql = doc.qlayer
     if args.rounding:
@@ -101,7 +146,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
     if args.layout:
         ql = with_layout(ql, args.layout)
     name = _kernel_name(args, doc.name)
-    kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api))
+    kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
+                                      target=args.target))
     paths = write_files(args.output, kernel.files, force=args.force)
     g = ql.geometry
     summary = {
@@ -116,6 +162,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "scratch_bytes": 0,
         "weights": args.weights,
         "rounding": ql.quant.rounding,
+        "target": args.target,
+        "data_flow": "dsp" if kernel.dsp is not None else "portable",
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -123,6 +171,107 @@ def cmd_emit(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(str(p) for p in paths)}")
         print(f"  {summary['entry_point']}: {list(g.input_shape)} -> {list(g.output_shape)}, {g.macs} MACs, no scratch")
     return 0
+
+
+def _read_model(path: Path):
+    from .tflite_model import read_model
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DwgenError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DwgenError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
+    try:
+        return data, read_model(data)
+    except DwgenError as exc:
+        raise DwgenError(f"{path}: {exc}") from None
+
+
+def _emit_model(args: argparse.Namespace, src: Path) -> int:
+    from .model_emit import generate_model, manifest, output_files, parse_only
+    from .outdir import write_files
+
+    if args.name is not None:
+        raise DwgenError("--name applies to LAYER.json; kernels from a model are named after their tensors")
+    if args.layout is not None:
+        raise DwgenError("--layout applies to LAYER.json; for a model use --as-written to get the user's layout")
+    _, model = _read_model(src)
+    ops = parse_only(args.only, model)
+    kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
+                             as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name)
+    files = output_files(kernels, src.name, args.target)
+    paths = write_files(args.output, files, force=args.force)
+    if args.json:
+        summary = manifest(kernels, src.name, args.target)
+        summary["files"] = [str(p) for p in paths]
+        summary["unsupported"] = [{"op": u.index, "reason": u.reason} for u in model.unsupported]
+        print(json.dumps(summary, indent=2))
+    else:
+        for mk in kernels:
+            g = mk.qlayer.geometry
+            print(f"op {mk.op.index:>3}  {mk.kernel.name}: {list(g.input_shape)} -> {list(g.output_shape)}, "
+                  f"{g.macs} MACs")
+        for u in model.unsupported:
+            print(f"op {u.index:>3}  skipped: {u.reason}")
+        print(f"wrote {len(paths)} files to {args.output} (dwgen_kernels.h, manifest.json)")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .report import inspect_table
+
+    src = Path(args.model)
+    _, model = _read_model(src)
+    if args.json:
+        print(json.dumps({
+            "model": src.name,
+            "depthwise": [op.describe() | {"macs": op.qlayer.geometry.macs,
+                                            "weight_bytes": int(op.qlayer.weights.size + 4 * op.qlayer.bias.size)}
+                          for op in model.depthwise],
+            "unsupported": [u.describe() for u in model.unsupported],
+        }, indent=2))
+    else:
+        print(inspect_table(model, src.name))
+    return 0
+
+
+def _load_inputs(path: str | None, model, seed: int):
+    import numpy as np
+
+    if path is None:
+        return model.random_inputs(seed)
+    p = Path(path)
+    try:
+        with open(p, "rb"):
+            pass
+        loaded = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise DwgenError(f"{p}: no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DwgenError(f"{p}: cannot read it as .npy/.npz ({exc})") from None
+    if isinstance(loaded, np.ndarray):
+        return [loaded]
+    with loaded:
+        return [loaded[k] for k in loaded.files]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_model, progress_bar
+    from .model_emit import parse_only
+    from .report import check_table
+
+    src = Path(args.model)
+    data, model = _read_model(src)
+    ops = parse_only(args.only, model)
+    inputs = _load_inputs(args.inputs, model, args.seed)
+    progress = None if args.json else progress_bar()
+    report = check_model(data, model, src.name, ops, inputs, target=args.target, progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(check_table(report))
+    return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,176 @@
+"""`dwgen check`: prove every depthwise layer of a real model bit-exact, on its real data.
+
+The whole model runs once under TFLite's reference kernels with every intermediate
+tensor preserved. Each depthwise op's kernel is then generated, run on the op's actual
+input tensor (on the host through cffi, or cross-compiled on an emulated Cortex-M) and
+compared byte for byte with the op's actual output tensor. With TFLite Micro installed,
+the same op also runs under TFLite Micro's reference kernels as a second opinion.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .codegen import EmitOptions, generate
+from .errors import DwgenError, OracleUnavailable
+from .tflite_model import DepthwiseOp, Model
+
+
+@dataclass
+class LayerCheck:
+    op: DepthwiseOp
+    name: str
+    input_shape: list[int]
+    output_shape: list[int]
+    ok: bool
+    mismatches: int = 0
+    first_mismatch: dict | None = None  # {"index": [...], "got": v, "want": v}
+    tflm: str = "not installed"  # "ok" | "mismatch" | "not installed" | "n/a: ..."
+    cycles_per_mac: float | None = None
+    data_flow: str = "portable"
+
+    def as_dict(self) -> dict:
+        return {
+            "op": self.op.index, "subgraph": self.op.subgraph, "name": self.name,
+            "tensor": self.op.output_name, "pattern": self.op.pattern,
+            "input_shape": self.input_shape, "output_shape": self.output_shape,
+            "result": "ok" if self.ok else "mismatch", "mismatches": self.mismatches,
+            "first_mismatch": self.first_mismatch, "tflm": self.tflm,
+            "cycles_per_mac_m4": self.cycles_per_mac, "data_flow": self.data_flow,
+        }
+
+
+@dataclass
+class CheckReport:
+    model: str
+    target: str
+    interpreter: str
+    layers: list[LayerCheck] = field(default_factory=list)
+    unsupported: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(layer.ok and layer.tflm != "mismatch" for layer in self.layers)
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model, "target": self.target, "interpreter": self.interpreter,
+            "ok": self.ok, "layers": [layer.as_dict() for layer in self.layers],
+            "unsupported": self.unsupported,
+        }
+
+
+def model_tensors(model_bytes: bytes, model: Model, inputs: Sequence[np.ndarray], wanted: set[int]):
+    """Run the model under BUILTIN_REF keeping every tensor; return the wanted ones."""
+    from .oracle import _load_tflite
+
+    mod, name = _load_tflite()
+    interp = mod.Interpreter(
+        model_content=model_bytes,
+        experimental_op_resolver_type=mod.OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=True,
+    )
+    interp.allocate_tensors()
+    details = interp.get_input_details()
+    if len(details) != len(inputs):
+        raise DwgenError(f"the model has {len(details)} inputs; {len(inputs)} were given")
+    for d, x in zip(details, inputs):
+        want_shape, want_dtype = tuple(d["shape"]), np.dtype(d["dtype"])
+        if tuple(x.shape) != want_shape or x.dtype != want_dtype:
+            raise DwgenError(
+                f"input {d['index']} must be {want_dtype} with shape {list(want_shape)}; "
+                f"got {x.dtype} with shape {list(x.shape)}"
+            )
+        interp.set_tensor(d["index"], x)
+    interp.invoke()
+    return {i: np.array(interp.get_tensor(i)) for i in wanted}, name
+
+
+def _first_mismatch(got: np.ndarray, want: np.ndarray) -> tuple[int, dict | None]:
+    diff = got != want
+    n = int(diff.sum())
+    if n == 0:
+        return 0, None
+    idx = tuple(int(i) for i in np.argwhere(diff)[0])
+    return n, {"index": list(idx), "got": int(got[idx]), "want": int(want[idx])}
+
+
+def check_model(
+    model_bytes: bytes,
+    model: Model,
+    model_name: str,
+    ops: Sequence[DepthwiseOp],
+    inputs: Sequence[np.ndarray],
+    target: str = "host",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> CheckReport:
+    wanted = {op.input for op in ops} | {op.output for op in ops}
+    tensors, interpreter = model_tensors(model_bytes, model, inputs, wanted)
+    emit_target = "generic" if target == "host" else target
+    kernels = [generate(op.qlayer, EmitOptions(name=op.c_name, target=emit_target)) for op in ops]
+    if target == "host":
+        from .hostbuild import build
+
+        mod = build(kernels) if kernels else None
+        runner = None
+    else:
+        from .targetrun import TargetBuild
+
+        runner = TargetBuild(kernels, target) if kernels else None
+    report = CheckReport(model_name, target, interpreter,
+                         unsupported=[{"op": u.index, "reason": u.reason} for u in model.unsupported])
+    for i, (op, k) in enumerate(zip(ops, kernels)):
+        if progress:
+            progress(i, len(ops), k.name)
+        g = op.qlayer.geometry
+        x = tensors[op.input].reshape(g.input_shape).astype(np.int8, copy=False)
+        want = tensors[op.output].reshape(g.output_shape)
+        cpm = None
+        if runner is None:
+            got = mod[k.name](x)
+        else:
+            run = runner.run(k.name, x)
+            got, cpm = run.output, run.cycles_per_mac
+        n, first = _first_mismatch(got, want)
+        check = LayerCheck(op, k.name, list(g.input_shape), list(g.output_shape), n == 0, n, first,
+                           cycles_per_mac=cpm, data_flow="dsp" if k.dsp is not None else "portable")
+        check.tflm = _tflm_opinion(op, x, got)
+        report.layers.append(check)
+    if progress:
+        progress(len(ops), len(ops), "")
+    return report
+
+
+def _tflm_opinion(op: DepthwiseOp, x: np.ndarray, got: np.ndarray) -> str:
+    from .oracle import run_tflm
+
+    try:
+        y = run_tflm(op.qlayer, x)
+    except OracleUnavailable as exc:
+        return "not installed" if "not installed" in str(exc) else f"n/a: {exc}"
+    return "ok" if np.array_equal(y, got) else "mismatch"
+
+
+def progress_bar(stream=None) -> Callable[[int, int, str], None]:
+    """A one-line progress bar on a terminal; plain lines otherwise."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+
+    def show(done: int, total: int, name: str) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        text = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name}"
+        if tty:
+            stream.write("\r" + text.ljust(70) + ("\n" if done == total else ""))
+        elif done < total:
+            stream.write(f"checking {done + 1}/{total}: {name}\n")
+        stream.flush()
+
+    return show
+
+
+__all__ = ["CheckReport", "LayerCheck", "check_model", "model_tensors", "progress_bar"]

@@ -1,0 +1,207 @@
+"""`dwgen inspect / emit / check` on the fixture models, and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dwgen.cli import main
+from dwgen.codegen import EmitOptions, generate
+from dwgen.hostbuild import build
+from dwgen.model_emit import generate_model
+from dwgen.tflite_model import read_model
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+INT8_MODELS = ["dw_configs.tflite", "dw1d.tflite", "dw_channels_first.tflite", "kws_dscnn.tflite",
+               "mobilenet_tiny.tflite", "dw_dilated_dynamic.tflite"]
+C_IDENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.mark.parametrize("model", INT8_MODELS)
+def test_check_every_fixture_on_the_host(capsys, model):
+    code, out, _ = _run(capsys, ["check", str(FIXTURES / model), "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["ok"]
+    n = len(read_model(FIXTURES / model).depthwise)
+    assert len(report["layers"]) == n > 0
+    assert all(layer["result"] == "ok" and layer["tflm"] == "ok" for layer in report["layers"])
+
+
+@pytest.mark.parametrize("model", ["kws_dscnn.tflite", "mobilenet_tiny.tflite", "dw_configs.tflite"])
+def test_check_on_emulated_cortex_m4(capsys, model):
+    code, out, _ = _run(capsys, ["check", str(FIXTURES / model), "--target", "cortex-m4", "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["ok"], out
+    assert all(layer["cycles_per_mac_m4"] > 0 for layer in report["layers"])
+
+
+def test_check_table_and_progress(capsys):
+    code, out, err = _run(capsys, ["check", str(FIXTURES / "kws_dscnn.tflite")])
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "kws_dscnn.tflite: 4/4 depthwise layers bit-exact with "
+        + out.split("bit-exact with ")[1].split(" (BUILTIN_REF)")[0]
+        + " (BUILTIN_REF) on host"
+    )
+    assert out.rstrip().endswith("PASS")
+    assert "checking 4/4: dw4_relu_1" in err
+
+
+def test_check_with_given_inputs(capsys, tmp_path):
+    model = read_model(FIXTURES / "mobilenet_tiny.tflite")
+    x = model.random_inputs(123)[0]
+    np.save(tmp_path / "in.npy", x)
+    code, out, _ = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs",
+                                 str(tmp_path / "in.npy"), "--json"])
+    assert code == 0 and json.loads(out)["ok"]
+    np.save(tmp_path / "bad.npy", x.astype(np.float32))
+    code, _, err = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs", str(tmp_path / "bad.npy")])
+    assert code == 2 and "must be int8 with shape" in err and "got float32" in err
+
+
+def test_check_reports_a_mismatch(capsys, monkeypatch):
+    """A kernel that is off by one somewhere must fail the check with its position and values."""
+    import dwgen.check as check_mod
+
+    real = check_mod.generate
+
+    def broken(ql, opts):
+        k = real(ql, opts)
+        src = k.c_source.replace("return (int8_t)(v + ", "return (int8_t)(v + (v == 3) + ")
+        return type(k)(k.name, src, k.h_source, k.plan, k.options, k.dsp)
+
+    monkeypatch.setattr(check_mod, "generate", broken)
+    code, out, _ = _run(capsys, ["check", str(FIXTURES / "kws_dscnn.tflite"), "--only", "1"])
+    assert code == 1
+    assert "MISMATCH" in out and "first at [" in out and out.rstrip().endswith("FAIL")
+
+
+def test_inspect_table(capsys):
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / "dw_configs.tflite")])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "dw_configs.tflite: 6 depthwise layer(s) dwgen can generate"
+    row = next(line for line in lines if line.lstrip().startswith("5 "))
+    # 7 channels, stride 2 SAME on an even input: pads 0 top/left, 1 bottom/right
+    assert "1x16x16x7 -> 1x8x8x7" in row and "same 0,0,1,1" in row and "4,032" in row
+
+
+def test_inspect_json_and_patterns(capsys):
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / "dw1d.tflite"), "--json"])
+    doc = json.loads(out)
+    assert code == 0 and {d["pattern"] for d in doc["depthwise"]} == {"conv1d"}
+    assert all(d["user_layer"]["class_name"] == "DepthwiseConv1D" for d in doc["depthwise"])
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / "dw_channels_first.tflite"), "--json"])
+    doc = json.loads(out)
+    assert {d["pattern"] for d in doc["depthwise"]} == {"channels_first"}
+    assert all(d["user_layer"]["data_format"] == "channels_first" for d in doc["depthwise"])
+
+
+@pytest.mark.parametrize("model, reason", [("dw_int16x8.tflite", "int16x8 quantization"),
+                                           ("dw_float.tflite", "float")])
+def test_unsupported_ops_are_listed(capsys, model, reason):
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / model)])
+    assert code == 0 and "dwgen cannot generate" in out and reason in out
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / model), "--json"])
+    assert json.loads(out)["unsupported"]
+
+
+def test_emit_model_writes_kernels_umbrella_and_manifest(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, _, _ = _run(capsys, ["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(out), "--target", "cortex-m4"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [k["op_index"] for k in manifest["kernels"]] == [1, 3, 5, 7]
+    names = [k["name"] for k in manifest["kernels"]]
+    assert len(set(names)) == 4 and all(C_IDENT.match(n) for n in names)
+    for k in manifest["kernels"]:
+        assert sorted(p.name for p in out.glob(f"{k['name']}.*")) == sorted(k["files"])
+        assert k["input_shape"] == [1, 25, 5, 64] and k["scratch_bytes"] == 0
+    umbrella = (out / "dwgen_kernels.h").read_text()
+    assert all(f'#include "{n}.h"' in umbrella for n in names)
+    # The files are exactly what the library generates for those ops.
+    model = read_model(FIXTURES / "kws_dscnn.tflite")
+    for mk in generate_model(model.depthwise, target="cortex-m4", model_name="kws_dscnn.tflite"):
+        assert (out / f"{mk.kernel.name}.c").read_text() == mk.kernel.c_source
+        assert "From kws_dscnn.tflite, op " in mk.kernel.c_source
+
+
+def test_emit_model_only_and_as_written(capsys, tmp_path):
+    out = tmp_path / "o"
+    code, _, _ = _run(capsys, ["emit", str(FIXTURES / "dw_channels_first.tflite"), "-o", str(out), "--as-written",
+                               "--only", "1", "--json"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    (k,) = manifest["kernels"]
+    assert k["op_index"] == 1 and k["layout"] == "channels_first" and len(k["replaces_ops"]) >= 2
+    # The NCHW kernel computes the whole TRANSPOSE -> DW -> TRANSPOSE on channels-first data.
+    op = next(o for o in read_model(FIXTURES / "dw_channels_first.tflite").depthwise if o.index == 1)
+    ql = op.user_qlayer
+    mod = build(generate(ql, EmitOptions(name="nchw")))
+    from dwgen import oracle
+
+    x = ql.random_input(4)
+    assert np.array_equal(mod["nchw"](x), oracle.run_tflite(ql, x))
+
+
+def test_emit_model_is_deterministic(capsys, tmp_path):
+    for d in ("a", "b"):
+        assert _run(capsys, ["emit", str(FIXTURES / "mobilenet_tiny.tflite"), "-o", str(tmp_path / d)])[0] == 0
+    for f in (tmp_path / "a").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["emit", "{m}", "-o", "{o}", "--only", "2"], "--only: op 2 is not a depthwise layer dwgen can generate (those are: 1, 3, 5, 7)"),
+        (["emit", "{m}", "-o", "{o}", "--only", "x"], "--only 'x': give op indices separated by commas"),
+        (["emit", "{m}", "-o", "{o}", "--name", "k"], "--name applies to LAYER.json"),
+        (["check", "{m}", "--only", "99"], "--only: op 99 is not a depthwise layer"),
+        (["check", "{m}", "--inputs", "{o}/missing.npy"], "missing.npy: no such file"),
+    ],
+)
+def test_model_cli_bad_arguments(capsys, tmp_path, argv, message):
+    m = str(FIXTURES / "kws_dscnn.tflite")
+    argv = [a.format(m=m, o=tmp_path / "o") for a in argv]
+    code, _, err = _run(capsys, argv)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_bad_files(capsys, tmp_path):
+    good = (FIXTURES / "kws_dscnn.tflite").read_bytes()
+    cases = {
+        "truncated.tflite": good[: len(good) // 3],
+        "ident.tflite": good[:4] + b"XXXX" + good[8:],
+        "empty.tflite": b"",
+    }
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        for cmd in (["inspect", str(p)], ["check", str(p)], ["emit", str(p), "-o", str(tmp_path / "o")]):
+            code, out, err = _run(capsys, cmd)
+            assert code == 2, (name, cmd)
+            assert err.startswith(f"dwgen: error: {p}: ") and err.count("\n") == 1, err
+            assert not (tmp_path / "o").exists()
+    code, _, err = _run(capsys, ["inspect", str(tmp_path / "nope.tflite")])
+    assert code == 2 and "nope.tflite: no such file" in err
+
+
+def test_model_with_nothing_to_generate(capsys, tmp_path):
+    for cmd in (["emit", str(FIXTURES / "dw_float.tflite"), "-o", str(tmp_path / "o")],
+                ["check", str(FIXTURES / "dw_int16x8.tflite")]):
+        code, _, err = _run(capsys, cmd)
+        assert code == 2 and "has no depthwise layer dwgen can generate" in err and "op 0: " in err, err
+    assert not (tmp_path / "o").exists()
