@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="models: emit the layer the user wrote (an NCHW kernel for a channels_first "
                    "TRANSPOSE-DW-TRANSPOSE pattern, the dilated layer for SPACE_TO_BATCH-DW-BATCH_TO_SPACE) "
                    "so the surrounding ops can go")
+    e.add_argument("--test-vectors", action="store_true",
+                   help="also write <name>_vectors.h (an input and the reference model's output) per "
+                   "kernel and dwgen_test_main.c, a main that runs every kernel of OUTDIR with test "
+                   "vectors and checks it byte for byte (see firmware/ for a QEMU harness); "
+                   "dwgen_test_main.c is regenerated without --force")
     e.add_argument("--force", action="store_true", help="overwrite existing files")
     e.add_argument("--json", action="store_true", help="print a machine-readable summary")
     e.set_defaults(func=cmd_emit)
@@ -117,6 +122,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
     c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
     c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser(
+        "bench",
+        help="measure kernels on emulated Cortex-M cores (cycles, code size, stack)",
+        description="Cross-compile the specialized kernels and dwgen's baseline (TFLite's reference loop "
+        "in C) with the same compiler and flags, run both in unicorn on the same data, check them bit-exact "
+        "and estimate cycles with the Cortex-M4 timing table. With --cmsis-nn DIR, the CMSIS-NN checkout in "
+        "DIR is built and measured the same way.",
+        epilog="examples:\n  dwgen bench --suite mlperf-tiny\n  dwgen bench model.tflite --target cortex-m4,cortex-m3 --json\n"
+        "  dwgen bench --suite mlperf-tiny --cmsis-nn ~/src/CMSIS-NN --plot bench.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("source", nargs="?", metavar="LAYER.json|MODEL.tflite", help="what to measure (or use --suite)")
+    b.add_argument("--suite", metavar="NAME", help="a built-in layer set: mlperf-tiny (SPEC benchmark layers)")
+    b.add_argument("--target", default="cortex-m4", metavar="T[,T...]",
+                   help=f"targets, comma-separated, from {', '.join(TARGETS[1:])} (default cortex-m4)")
+    b.add_argument("--opt", default="O2", choices=("O2", "Os", "O3"), help="optimization level (default O2)")
+    b.add_argument("--compiler", choices=("gcc", "clang"), help="force arm-none-eabi-gcc or zig's clang")
+    b.add_argument("--cmsis-nn", metavar="DIR", help="also build and measure the CMSIS-NN checkout in DIR")
+    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    b.add_argument("--plot", metavar="FILE.png", help="write a bar chart of cycles/MAC (needs matplotlib)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
@@ -131,7 +158,6 @@ def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
 def cmd_emit(args: argparse.Namespace) -> int:
     from . import layerfile
     from .codegen import EmitOptions, generate, with_layout
-    from .outdir import write_files
 
     src = Path(args.source)
     if src.suffix.lower() == ".tflite":
@@ -148,7 +174,12 @@ def cmd_emit(args: argparse.Namespace) -> int:
     name = _kernel_name(args, doc.name)
     kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
                                       target=args.target))
-    paths = write_files(args.output, kernel.files, force=args.force)
+    files = dict(kernel.files)
+    if args.test_vectors:
+        from .testvectors import make_vectors, vector_files
+
+        files.update(vector_files([make_vectors(kernel, ql)], args.output))
+    paths = _write_outputs(args.output, files, args.force)
     g = ql.geometry
     summary = {
         "name": name,
@@ -173,6 +204,19 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_outputs(outdir: str, files: dict, force: bool) -> list:
+    """write_files, except that a dwgen_test_main.c dwgen wrote is replaced without --force:
+    it is the index of the directory's test vectors, regenerated on every --test-vectors run."""
+    from .outdir import write_files
+    from .testvectors import MAIN_FILE, is_generated_main
+
+    main_c = Path(outdir) / MAIN_FILE
+    if not force and MAIN_FILE in files and is_generated_main(main_c):
+        if not any((Path(outdir) / n).exists() for n in files if n != MAIN_FILE):
+            force = True
+    return write_files(outdir, files, force=force)
+
+
 def _read_model(path: Path):
     from .tflite_model import read_model
 
@@ -190,7 +234,6 @@ def _read_model(path: Path):
 
 def _emit_model(args: argparse.Namespace, src: Path) -> int:
     from .model_emit import generate_model, manifest, output_files, parse_only
-    from .outdir import write_files
 
     if args.name is not None:
         raise DwgenError("--name applies to LAYER.json; kernels from a model are named after their tensors")
@@ -201,7 +244,15 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
                              as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name)
     files = output_files(kernels, src.name, args.target)
-    paths = write_files(args.output, files, force=args.force)
+    if args.test_vectors:
+        from .testvectors import make_vectors, model_input, vector_files
+
+        vectors = []
+        for mk in kernels:
+            x, source = model_input(model, mk.op, mk.as_written, mk.qlayer)
+            vectors.append(make_vectors(mk.kernel, mk.qlayer, x, source))
+        files.update(vector_files(vectors, args.output))
+    paths = _write_outputs(args.output, files, args.force)
     if args.json:
         summary = manifest(kernels, src.name, args.target)
         summary["files"] = [str(p) for p in paths]
@@ -272,6 +323,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(check_table(report))
     return 0 if report.ok else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import layerfile_cases, model_cases, plot, run_bench, suite_cases, table
+    from .check import progress_bar
+
+    if (args.source is None) == (args.suite is None):
+        raise DwgenError("give either LAYER.json/MODEL.tflite or --suite NAME (e.g. --suite mlperf-tiny)")
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    bad = [t for t in targets if t not in TARGETS[1:]]
+    if bad or not targets:
+        raise DwgenError(f"--target {args.target!r}: choose from {', '.join(TARGETS[1:])}")
+    if args.suite is not None:
+        cases = suite_cases(args.suite)
+    elif Path(args.source).suffix.lower() == ".tflite":
+        src = Path(args.source)
+        _, model = _read_model(src)
+        if not model.depthwise:
+            raise DwgenError(f"{src}: the model has no depthwise layer dwgen can generate")
+        cases = model_cases(src, model)
+    else:
+        cases = layerfile_cases(Path(args.source))
+    if args.cmsis_nn is not None:
+        from .cmsisnn import _check_dir
+
+        _check_dir(Path(args.cmsis_nn))
+    if args.plot is not None and not Path(args.plot).resolve().parent.is_dir():
+        raise DwgenError(f"--plot {args.plot}: the directory does not exist")
+    report = run_bench(cases, targets, opt=args.opt, compiler=args.compiler,
+                       cmsis_dir=Path(args.cmsis_nn) if args.cmsis_nn else None,
+                       progress=None if args.json else progress_bar())
+    if args.plot:
+        plot(report, Path(args.plot))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(table(report))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    if not report.exact:
+        print("dwgen: error: a kernel's output differs from the reference model (see 'bit-exact')", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

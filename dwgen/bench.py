@@ -1,0 +1,274 @@
+"""`dwgen bench`: measure generated kernels on emulated Cortex-M cores.
+
+For each layer and target, the specialized kernel and dwgen's baseline (TFLite's
+reference loop in C, `refkernel.py`) are cross-compiled with the same compiler and
+flags, run in unicorn on the same random input, checked byte for byte against the
+reference model, and costed with the cycle model of `dwgen.cycles` (Cortex-M4 TRM
+table; a rough dual-issue model for M7). With `--cmsis-nn DIR` the user's CMSIS-NN
+runs the same layers the same way. Cycles are estimates, not silicon measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .codegen import EmitOptions, generate, sanitize_c_name
+from .errors import DwgenError
+from .qlayer import QuantizedLayer
+from .reference import depthwise_conv
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    name: str
+    ql: QuantizedLayer
+    published_cmsis_cpm: float | None = None  # CMSIS-NN M4 cycles/MAC from baselines/cmsis-nn.md
+
+
+@dataclass
+class Measured:
+    cycles_m4: int
+    cycles_m7: int
+    instructions: int
+    stack_bytes: int
+    scratch_bytes: int
+    text_bytes: int | None
+    rodata_bytes: int | None
+    exact: bool
+
+    def as_dict(self, macs: int) -> dict:
+        return {
+            "instructions": self.instructions, "cycles_m4": self.cycles_m4, "cycles_m7": self.cycles_m7,
+            "cycles_per_mac_m4": round(self.cycles_m4 / macs, 3), "cycles_per_mac_m7": round(self.cycles_m7 / macs, 3),
+            "stack_bytes": self.stack_bytes, "scratch_bytes": self.scratch_bytes,
+            "text_bytes": self.text_bytes, "rodata_bytes": self.rodata_bytes, "bit_exact": self.exact,
+        }
+
+
+@dataclass
+class BenchResult:
+    case: BenchCase
+    target: str
+    data_flow: str
+    dwgen: Measured
+    baseline: Measured
+    cmsis: Measured | None = None
+
+    @property
+    def macs(self) -> int:
+        return self.case.ql.geometry.macs
+
+    def cpm(self, m: Measured | None) -> float | None:
+        return None if m is None else m.cycles_m4 / self.macs
+
+    @property
+    def exact(self) -> bool:
+        return all(m.exact for m in (self.dwgen, self.baseline, self.cmsis) if m is not None)
+
+    def as_dict(self) -> dict:
+        d = {
+            "layer": self.case.name, "target": self.target, "macs": self.macs, "data_flow": self.data_flow,
+            "dwgen": self.dwgen.as_dict(self.macs), "baseline_reference_loop": self.baseline.as_dict(self.macs),
+            "speedup_vs_baseline": round(self.baseline.cycles_m4 / self.dwgen.cycles_m4, 3),
+        }
+        if self.case.published_cmsis_cpm is not None:
+            d["cmsis_nn_published_cycles_per_mac_m4"] = self.case.published_cmsis_cpm
+        if self.cmsis is not None:
+            d["cmsis_nn"] = self.cmsis.as_dict(self.macs)
+            d["speedup_vs_cmsis_nn"] = round(self.cmsis.cycles_m4 / self.dwgen.cycles_m4, 3)
+        return d
+
+
+@dataclass
+class BenchReport:
+    results: list[BenchResult] = field(default_factory=list)
+    toolchain: dict = field(default_factory=dict)
+
+    def geomean_speedup(self, target: str, vs: str = "cmsis") -> float | None:
+        ratios = []
+        for r in self.results:
+            if r.target != target:
+                continue
+            if vs == "baseline":
+                ratios.append(r.baseline.cycles_m4 / r.dwgen.cycles_m4)
+            elif r.cmsis is not None:
+                ratios.append(r.cmsis.cycles_m4 / r.dwgen.cycles_m4)
+            elif r.case.published_cmsis_cpm is not None:
+                ratios.append(r.case.published_cmsis_cpm / r.cpm(r.dwgen))
+        return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+
+    @property
+    def exact(self) -> bool:
+        return all(r.exact for r in self.results)
+
+    def as_dict(self) -> dict:
+        targets = sorted({r.target for r in self.results})
+        return {
+            "cycle_model": "Cortex-M4 TRM timing table (estimates; see dwgen.cycles), M7 rough dual-issue model",
+            "toolchain": self.toolchain,
+            "results": [r.as_dict() for r in self.results],
+            "geomean_speedup_vs_baseline": {t: self.geomean_speedup(t, "baseline") for t in targets},
+            "geomean_speedup_vs_cmsis_nn": {t: self.geomean_speedup(t) for t in targets},
+            "bit_exact": self.exact,
+        }
+
+
+def suite_cases(suite: str) -> list[BenchCase]:
+    from .suite import SUITES, quantized
+
+    if suite not in SUITES:
+        raise DwgenError(f"--suite {suite!r} is not known: use one of {', '.join(SUITES)}")
+    return [BenchCase(s.name, quantized(s), s.cmsis_m4_cycles_per_mac) for s in SUITES[suite]]
+
+
+def layerfile_cases(path: Path) -> list[BenchCase]:
+    from . import layerfile
+
+    doc = layerfile.read(path)
+    return [BenchCase(sanitize_c_name(doc.name), doc.qlayer)]
+
+
+def model_cases(path: Path, model) -> list[BenchCase]:
+    return [BenchCase(op.c_name, op.qlayer) for op in model.depthwise]
+
+
+def _measure(run, ql: QuantizedLayer, want: np.ndarray, scratch: int = 0) -> Measured:
+    return Measured(
+        cycles_m4=run.cycles_m4, cycles_m7=run.cycles_m7, instructions=run.instructions,
+        stack_bytes=run.stack_bytes, scratch_bytes=scratch,
+        text_bytes=getattr(run, "text_bytes", None), rodata_bytes=getattr(run, "rodata_bytes", None),
+        exact=bool(np.array_equal(run.output, want)),
+    )
+
+
+def run_bench(
+    cases: Sequence[BenchCase],
+    targets: Sequence[str],
+    opt: str = "O2",
+    compiler: str | None = None,
+    cmsis_dir: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BenchReport:
+    from .refkernel import generate_reference
+    from .targetrun import TargetBuild
+
+    report = BenchReport()
+    total = len(cases) * len(targets)
+    done = 0
+    for target in targets:
+        kernels = [generate(c.ql, EmitOptions(name=c.name, target=target)) for c in cases]
+        baselines = [generate_reference(c.ql, f"{c.name}_ref") for c in cases]
+        build = TargetBuild([*kernels, *baselines], target, opt, compiler=compiler)
+        report.toolchain[target] = build.toolchain
+        cmsis = None
+        if cmsis_dir is not None:
+            from .cmsisnn import CmsisBuild
+
+            cmsis = CmsisBuild(cmsis_dir, target, opt, compiler=compiler)
+            report.toolchain[target]["cmsis_nn_sources"] = [s.name for s in cmsis.sources]
+        for i, (case, k, b) in enumerate(zip(cases, kernels, baselines)):
+            if progress:
+                progress(done, total, f"{case.name} on {target}")
+            x = case.ql.random_input(1000 + i)
+            want = depthwise_conv(case.ql, x)
+            mine = _measure(build.run(k.name, x), case.ql, want)
+            base = _measure(build.run(b.name, x), case.ql, want)
+            theirs = None
+            if cmsis is not None and not case.ql.geometry.channels_first:
+                run = cmsis.run(case.ql, x)
+                theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
+            report.results.append(BenchResult(case, target, "dsp" if k.dsp is not None else "portable",
+                                              mine, base, theirs))
+            done += 1
+    if progress:
+        progress(total, total, "")
+    return report
+
+
+def table(report: BenchReport) -> str:
+    from .report import table as fmt
+
+    lines = []
+    for target in dict.fromkeys(r.target for r in report.results):
+        rows = []
+        has_cmsis = any(r.cmsis is not None for r in report.results if r.target == target)
+        has_pub = any(r.case.published_cmsis_cpm is not None for r in report.results if r.target == target)
+        for r in (r for r in report.results if r.target == target):
+            row = [r.case.name, f"{r.macs:,}", r.data_flow, f"{r.cpm(r.dwgen):.2f}", f"{r.cpm(r.baseline):.2f}",
+                   f"{r.baseline.cycles_m4 / r.dwgen.cycles_m4:.1f}x"]
+            if has_cmsis:
+                row += [f"{r.cpm(r.cmsis):.2f}" if r.cmsis else "-",
+                        f"{r.cmsis.cycles_m4 / r.dwgen.cycles_m4:.2f}x" if r.cmsis else "-"]
+            elif has_pub:
+                pub = r.case.published_cmsis_cpm
+                row += [f"{pub:.2f}" if pub else "-", f"{pub / r.cpm(r.dwgen):.2f}x" if pub else "-"]
+            row += [f"{r.dwgen.cycles_m7 / r.macs:.2f}", r.dwgen.stack_bytes,
+                    r.dwgen.text_bytes, r.dwgen.rodata_bytes, "yes" if r.exact else "NO"]
+            rows.append(row)
+        headers = ["layer", "MACs", "data flow", "dwgen c/MAC", "ref loop c/MAC", "vs ref"]
+        if has_cmsis:
+            headers += ["CMSIS-NN c/MAC", "vs CMSIS-NN"]
+        elif has_pub:
+            headers += ["CMSIS-NN c/MAC (published)", "vs CMSIS-NN"]
+        headers += ["dwgen M7 c/MAC", "stack B", ".text B", ".rodata B", "bit-exact"]
+        tc = report.toolchain.get(target, {})
+        lines.append(f"target {target}: {tc.get('compiler', '?')} {tc.get('compiler_version', '')} -{tc.get('opt', '')} "
+                     f"{tc.get('cflags', '')}")
+        lines.append(fmt(headers, rows, right=tuple(range(1, len(headers)))))
+        gm_ref = report.geomean_speedup(target, "baseline")
+        gm = report.geomean_speedup(target)
+        summary = f"geometric-mean speed-up: {gm_ref:.1f}x vs the reference loop"
+        if gm is not None:
+            summary += f", {gm:.2f}x vs CMSIS-NN" + ("" if has_cmsis else " (published figures)")
+        lines.append(summary)
+        lines.append("")
+    lines.append("c/MAC: estimated Cortex-M4 cycles per multiply-accumulate (TRM timing table, see README); "
+                 "M7: rough dual-issue estimate. Scratch: 0 bytes for every dwgen kernel.")
+    return "\n".join(lines)
+
+
+def plot(report: BenchReport, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DwgenError("--plot needs matplotlib: pip install 'dwgen[plot]'") from None
+    targets = list(dict.fromkeys(r.target for r in report.results))
+    fig, axes = plt.subplots(len(targets), 1, figsize=(max(8, 0.6 * len(report.results) / len(targets) + 3),
+                                                       4 * len(targets)), squeeze=False)
+    for ax, target in zip(axes[:, 0], targets):
+        rs = [r for r in report.results if r.target == target]
+        names = [r.case.name for r in rs]
+        xs = np.arange(len(rs))
+        series = [("dwgen", [r.cpm(r.dwgen) for r in rs]), ("reference loop", [r.cpm(r.baseline) for r in rs])]
+        if any(r.cmsis for r in rs):
+            series.append(("CMSIS-NN", [r.cpm(r.cmsis) or 0 for r in rs]))
+        elif any(r.case.published_cmsis_cpm for r in rs):
+            series.append(("CMSIS-NN (published)", [r.case.published_cmsis_cpm or 0 for r in rs]))
+        width = 0.8 / len(series)
+        for j, (label, vals) in enumerate(series):
+            ax.bar(xs + j * width, vals, width, label=label)
+        ax.set_xticks(xs + width * (len(series) - 1) / 2)
+        ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("est. M4 cycles / MAC")
+        ax.set_yscale("log")
+        ax.set_title(f"{target}: cycles per MAC (lower is better)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise DwgenError(f"--plot {path}: cannot write it ({exc.strerror})") from None
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["BenchCase", "BenchReport", "BenchResult", "layerfile_cases", "model_cases", "plot", "run_bench",
+           "suite_cases", "table"]

@@ -1,0 +1,163 @@
+"""`dwgen bench`: table, --json, --plot, --cmsis-nn, and bad arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dwgen.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "kws_dw.json"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+# A stand-in for a CMSIS-NN checkout: the documented types and wrapper signature, with a
+# straightforward depthwise loop behind it split over two files (so the source resolver
+# has to find the second one by the symbol it defines) and a scratch-size query.
+FAKE_TYPES = """
+#include <stdint.h>
+#include <stdbool.h>
+typedef enum { ARM_CMSIS_NN_SUCCESS = 0, ARM_CMSIS_NN_ARG_ERROR = -1 } arm_cmsis_nn_status;
+typedef struct { int32_t w; int32_t h; } cmsis_nn_tile;
+typedef struct { void *buf; int32_t size; } cmsis_nn_context;
+typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } cmsis_nn_dims;
+typedef struct { int32_t *multiplier; int32_t *shift; } cmsis_nn_per_channel_quant_params;
+typedef struct { int32_t min; int32_t max; } cmsis_nn_activation;
+typedef struct { int32_t input_offset; int32_t output_offset; int32_t ch_mult; cmsis_nn_tile stride;
+                 cmsis_nn_tile padding; cmsis_nn_tile dilation; cmsis_nn_activation activation; }
+    cmsis_nn_dw_conv_params;
+"""
+FAKE_FUNCTIONS = """
+#include "arm_nn_types.h"
+arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx, const cmsis_nn_dw_conv_params *p,
+    const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in, const cmsis_nn_dims *fd,
+    const int8_t *f, const cmsis_nn_dims *bd, const int32_t *b, const cmsis_nn_dims *od, int8_t *out);
+int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *id,
+    const cmsis_nn_dims *fd, const cmsis_nn_dims *od);
+int32_t fake_requantize(int32_t acc, int32_t mult, int32_t shift);
+"""
+FAKE_WRAPPER = """
+#include "arm_nnfunctions.h"
+int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *id,
+    const cmsis_nn_dims *fd, const cmsis_nn_dims *od) { (void)p; (void)fd; (void)od; return id->c * 4; }
+arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx, const cmsis_nn_dw_conv_params *p,
+    const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in, const cmsis_nn_dims *fd,
+    const int8_t *f, const cmsis_nn_dims *bd, const int32_t *b, const cmsis_nn_dims *od, int8_t *out)
+{
+    int n, y, x, c, m, ky, kx;
+    (void)bd;
+    if (ctx->size < id->c * 4) return ARM_CMSIS_NN_ARG_ERROR;
+    for (n = 0; n < id->n; n++) for (y = 0; y < od->h; y++) for (x = 0; x < od->w; x++)
+    for (c = 0; c < id->c; c++) for (m = 0; m < p->ch_mult; m++) {
+        const int oc = c * p->ch_mult + m;
+        int32_t acc = b[oc], v;
+        for (ky = 0; ky < fd->h; ky++) for (kx = 0; kx < fd->w; kx++) {
+            const int iy = y * p->stride.h - p->padding.h + ky * p->dilation.h;
+            const int ix = x * p->stride.w - p->padding.w + kx * p->dilation.w;
+            if (iy >= 0 && iy < id->h && ix >= 0 && ix < id->w)
+                acc += f[(ky * fd->w + kx) * od->c + oc] * (in[((n * id->h + iy) * id->w + ix) * id->c + c] + p->input_offset);
+        }
+        v = fake_requantize(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
+        v = v < p->activation.min ? p->activation.min : v > p->activation.max ? p->activation.max : v;
+        out[((n * od->h + y) * od->w + x) * od->c + oc] = (int8_t)v;
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}
+"""
+FAKE_SUPPORT = """
+#include "arm_nnfunctions.h"
+int32_t fake_requantize(int32_t acc, int32_t mult, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int64_t p = (int64_t)(int32_t)((uint32_t)acc << left) * mult;
+    const int32_t hi = (int32_t)((p + (p >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+    return (hi >> right) + ((hi & mask) > (mask >> 1) + (hi < 0));
+}
+"""
+
+
+@pytest.fixture
+def fake_cmsis(tmp_path):
+    root = tmp_path / "CMSIS-NN"
+    (root / "Include").mkdir(parents=True)
+    (root / "Source" / "ConvolutionFunctions").mkdir(parents=True)
+    (root / "Source" / "NNSupportFunctions").mkdir(parents=True)
+    (root / "Include" / "arm_nn_types.h").write_text(FAKE_TYPES)
+    (root / "Include" / "arm_nnfunctions.h").write_text(FAKE_FUNCTIONS)
+    (root / "Source" / "ConvolutionFunctions" / "arm_depthwise_conv_wrapper_s8.c").write_text(FAKE_WRAPPER)
+    (root / "Source" / "ConvolutionFunctions" / "arm_depthwise_conv_get_buffer_sizes_s8.c").write_text(
+        '#include "arm_nnfunctions.h"\n')
+    (root / "Source" / "NNSupportFunctions" / "fake_requantize.c").write_text(FAKE_SUPPORT)
+    (root / "Source" / "NNSupportFunctions" / "unrelated_f32.c").write_text("#error never compiled\n")
+    return root
+
+
+def _bench(capsys, argv):
+    code = main(["bench", *argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_bench_layer_json_two_targets(capsys):
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m4,cortex-m3", "--json"])
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["bit_exact"] is True
+    assert [r["target"] for r in doc["results"]] == ["cortex-m4", "cortex-m3"]
+    for r in doc["results"]:
+        assert r["layer"] == "kws_dw1" and r["macs"] == 72000
+        assert r["dwgen"]["bit_exact"] and r["baseline_reference_loop"]["bit_exact"]
+        assert r["dwgen"]["scratch_bytes"] == 0 and 0 < r["dwgen"]["stack_bytes"] <= 1536
+        assert r["dwgen"]["text_bytes"] > 0 and r["dwgen"]["rodata_bytes"] >= 64 * 9
+        assert r["speedup_vs_baseline"] > 2
+    assert doc["results"][0]["data_flow"] == "dsp" and doc["results"][1]["data_flow"] == "portable"
+    assert "arm-none-eabi-gcc" in doc["toolchain"]["cortex-m4"]["compiler_path"] or doc["toolchain"]["cortex-m4"]["compiler"]
+    assert "-mcpu=cortex-m4" in doc["toolchain"]["cortex-m4"]["cflags"]
+
+
+def test_bench_table_and_plot(capsys, tmp_path):
+    png = tmp_path / "bench.png"
+    code, out, _ = _bench(capsys, [str(FIXTURES / "mobilenet_tiny.tflite"), "--plot", str(png)])
+    assert code == 0
+    assert out.startswith("target cortex-m4: ")
+    assert "geometric-mean speed-up:" in out and "conv_dw_5_relu_1" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_with_a_cmsis_nn_checkout(capsys, fake_cmsis):
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--cmsis-nn", str(fake_cmsis), "--json"])
+    assert code == 0, out
+    (r,) = json.loads(out)["results"]
+    assert r["cmsis_nn"]["bit_exact"] is True
+    assert r["cmsis_nn"]["scratch_bytes"] == 64 * 4  # what get_buffer_size asked for
+    assert r["speedup_vs_cmsis_nn"] > 1
+
+
+@pytest.mark.skipif(not os.environ.get("DWGEN_CMSIS_NN_DIR"), reason="set DWGEN_CMSIS_NN_DIR to a CMSIS-NN checkout")
+def test_bench_against_real_cmsis_nn(capsys):
+    code, out, _ = _bench(capsys, ["--suite", "mlperf-tiny", "--cmsis-nn", os.environ["DWGEN_CMSIS_NN_DIR"], "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["bit_exact"]
+    assert all(r["speedup_vs_cmsis_nn"] > 1 for r in doc["results"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "give either LAYER.json/MODEL.tflite or --suite NAME"),
+        (["--suite", "nope"], "--suite 'nope' is not known: use one of mlperf-tiny"),
+        ([str(EXAMPLE), "--suite", "mlperf-tiny"], "give either LAYER.json/MODEL.tflite or --suite NAME"),
+        ([str(EXAMPLE), "--target", "cortex-m9"], "--target 'cortex-m9': choose from cortex-m0"),
+        ([str(EXAMPLE), "--target", "generic"], "--target 'generic': choose from"),
+        ([str(EXAMPLE), "--cmsis-nn", "/nonexistent"], "not a CMSIS-NN checkout"),
+        ([str(EXAMPLE), "--plot", "/nonexistent/dir/x.png"], "--plot /nonexistent/dir/x.png: the directory does not exist"),
+        (["/nonexistent.json"], "no such file"),
+    ],
+)
+def test_bench_bad_arguments(capsys, argv, message):
+    code, _, err = _bench(capsys, argv)
+    assert code == 2 and message in err and err.count("\n") == 1, err
