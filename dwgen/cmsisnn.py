@@ -136,10 +136,13 @@ class CmsisBuild:
             harness = d / "dwgen_cmsis_harness.c"
             harness.write_text(HARNESS)
 
+            # newlib's memcpy/memset, as a real firmware build (and baselines/cmsis-nn.md) has them
+            libc = {"newlib": cc.kind == "gcc", "keep": ["dwgen_cmsis_nn_run", "dwgen_cmsis_nn_buffer_size"]}
+
             def undefined(sources: Sequence[Path]) -> set[str]:
                 try:
                     build_elf([harness, *sources], target, opt, include_dirs=include, compiler=cc,
-                              workdir=d / "probe")
+                              workdir=d / "probe", **libc)
                 except DwgenError as exc:
                     return set(re.findall(r"undefined reference to [`'](\w+)'", str(exc)))
                 return set()
@@ -149,7 +152,7 @@ class CmsisBuild:
             self.sources = sources
             (d / "final").mkdir()
             self.elf = build_elf([harness, *sources], target, opt, include_dirs=include, compiler=cc,
-                                 workdir=d / "final")
+                                 workdir=d / "final", **libc)
         self.emulator = Emulator(self.elf)
         self.flash = sum(self.elf.object_sizes(str(s)).flash for s in sources)
 

@@ -336,6 +336,15 @@ def test_exact_instruction_and_cycle_accounting(m4):
     assert d["cycles_m4_est"] == 7003 and d["scratch_bytes"] == 0 and d["cycles_per_mac_m4"] > 7
 
 
+def test_untraced_calls_do_not_break_tracing(m4):
+    """Blocks translated by an untraced call must still be counted by a later traced one."""
+    p = m4.alloc_bytes(np.arange(100, dtype=np.int32))
+    counts = [m4.call("sum_words", p, 100, trace=t).instructions
+              for t in (False, True, True, False, False, True)]
+    assert counts == [0, 403, 403, 0, 0, 403]
+    m4.reset_heap()
+
+
 def test_stack_high_water_mark(m4, m0):
     for emu in (m4, m0):
         st = emu.call("stack_user", 3)

@@ -197,6 +197,21 @@ def test_hosted_build_inlines_memcpy_freestanding_does_not(tiny_c):
 
 
 @needs_gcc
+def test_newlib_and_keep(tiny_c, tmp_path):
+    # keep: only the named roots (and what they use) are linked
+    e = build_elf([tiny_c], "cortex-m4", compiler="gcc", keep=["dw_sum"])
+    assert "dw_sum" in e.symbols and "dw_div" not in e.symbols
+    # newlib: the C library's memcpy instead of support.c's
+    free = build_elf([tiny_c], "cortex-m4", compiler="gcc", freestanding=True, newlib=True)
+    assert "memcpy" in free.symbols
+    assert free.object_sizes(tiny_c) == build_elf([tiny_c], "cortex-m4", compiler="gcc",
+                                                  freestanding=True).object_sizes(tiny_c)
+    if HAVE_ZIG:
+        with pytest.raises(BuildError, match="newlib"):
+            build_elf([tiny_c], "cortex-m4", compiler="clang", newlib=True)
+
+
+@needs_gcc
 def test_workdir_defines_includes_and_stack_size(tmp_path):
     inc = tmp_path / "inc"
     inc.mkdir()
