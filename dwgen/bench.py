@@ -152,6 +152,7 @@ def run_bench(
     opt: str = "O2",
     compiler: str | None = None,
     cmsis_dir: Path | None = None,
+    kernel_opt: str = "speed",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> BenchReport:
     from .refkernel import generate_reference
@@ -161,7 +162,7 @@ def run_bench(
     total = len(cases) * len(targets)
     done = 0
     for target in targets:
-        kernels = [generate(c.ql, EmitOptions(name=c.name, target=target)) for c in cases]
+        kernels = [generate(c.ql, EmitOptions(name=c.name, target=target, opt=kernel_opt)) for c in cases]
         baselines = [generate_reference(c.ql, f"{c.name}_ref") for c in cases]
         build = TargetBuild([*kernels, *baselines], target, opt, compiler=compiler)
         report.toolchain[target] = build.toolchain

@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--target", choices=TARGETS, default="generic",
                    help="code path: generic/cortex-m0/m0plus/m3 get portable C, cortex-m4/m7/m33/m55 "
                    "the DSP kernel (default: generic)")
+    e.add_argument("--opt", choices=("speed", "size"), default="speed",
+                   help="speed: interior and border regions emitted separately (default); size: one loop "
+                   "body for the whole image with taps checked at run time, for flash-tight parts")
     e.add_argument("--only", metavar="INDEX,...", help="models: only these op indices (as `dwgen inspect` shows)")
     e.add_argument("--as-written", action="store_true",
                    help="models: emit the layer the user wrote (an NCHW kernel for a channels_first "
@@ -138,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", metavar="NAME", help="a built-in layer set: mlperf-tiny (SPEC benchmark layers)")
     b.add_argument("--target", default="cortex-m4", metavar="T[,T...]",
                    help=f"targets, comma-separated, from {', '.join(TARGETS[1:])} (default cortex-m4)")
-    b.add_argument("--opt", default="O2", choices=("O2", "Os", "O3"), help="optimization level (default O2)")
+    b.add_argument("--opt", choices=("speed", "size"), default="speed", help="kernel variant to measure (see emit --opt)")
+    b.add_argument("--cc-opt", default="O2", choices=("O2", "Os", "O3"), help="compiler optimization level (default O2)")
     b.add_argument("--compiler", choices=("gcc", "clang"), help="force arm-none-eabi-gcc or zig's clang")
     b.add_argument("--cmsis-nn", metavar="DIR", help="also build and measure the CMSIS-NN checkout in DIR")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -173,7 +177,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         ql = with_layout(ql, args.layout)
     name = _kernel_name(args, doc.name)
     kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
-                                      target=args.target))
+                                      target=args.target, opt=args.opt))
     files = dict(kernel.files)
     if args.test_vectors:
         from .testvectors import make_vectors, vector_files
@@ -194,6 +198,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "rounding": ql.quant.rounding,
         "target": args.target,
+        "opt": args.opt,
         "data_flow": "dsp" if kernel.dsp is not None else "portable",
     }
     if args.json:
@@ -242,7 +247,8 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
     _, model = _read_model(src)
     ops = parse_only(args.only, model)
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
-                             as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name)
+                             as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name,
+                             opt=args.opt)
     files = output_files(kernels, src.name, args.target)
     if args.test_vectors:
         from .testvectors import make_vectors, model_input, vector_files
@@ -351,7 +357,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _check_dir(Path(args.cmsis_nn))
     if args.plot is not None and not Path(args.plot).resolve().parent.is_dir():
         raise DwgenError(f"--plot {args.plot}: the directory does not exist")
-    report = run_bench(cases, targets, opt=args.opt, compiler=args.compiler,
+    report = run_bench(cases, targets, opt=args.cc_opt, kernel_opt=args.opt, compiler=args.compiler,
                        cmsis_dir=Path(args.cmsis_nn) if args.cmsis_nn else None,
                        progress=None if args.json else progress_bar())
     if args.plot:

@@ -25,6 +25,7 @@ from .plan import Plan, make_plan
 from .qlayer import QuantizedLayer
 
 WEIGHT_MODES = ("baked", "extern")
+OPT_MODES = ("speed", "size")
 TARGETS = ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
            "cortex-m55")
 LAYOUTS = {"nhwc": CHANNELS_LAST, "nchw": CHANNELS_FIRST}
@@ -94,11 +95,14 @@ class EmitOptions:
     cmsis_nn_api: bool = False
     target: str = "generic"  # DSP targets get the DSP kernel when its data flow applies
     origin: str = ""  # where the layer came from (a model and op), for the comment block
+    opt: str = "speed"  # "size": one loop body for border and interior, taps checked at run time
 
     def validated(self) -> "EmitOptions":
         check_c_name(self.name)
         if self.target not in TARGETS:
             raise DwgenError(f"target={self.target!r} is not allowed: use one of {', '.join(TARGETS)}")
+        if self.opt not in OPT_MODES:
+            raise DwgenError(f"opt={self.opt!r} is not allowed: use 'speed' or 'size'")
         if self.weights not in WEIGHT_MODES:
             raise DwgenError(f"weights={self.weights!r} is not allowed: use 'baked' or 'extern'")
         return self
@@ -244,6 +248,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         for kx in range(g.kernel_w)
     ]
     extern = opts.weights == "extern"
+    size_mode = opts.opt == "size"
     wrap = plan.acc_may_overflow or extern
     zp = ql.quant.input_zero_point
     used = set()
@@ -276,15 +281,16 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         act_max=ql.act_max,
         regions=plan.regions,
         weight_rows=_weight_rows(plan),
-        bias_rows=_rows(plan.folded_bias, 8, 11),
+        bias_rows=_rows(ql.bias if size_mode else plan.folded_bias, 8, 11),
         multiplier_rows=_rows(ql.quant.multipliers, 6, 11),
         shift_rows=_rows(ql.quant.shifts, 16, 3),
         needs_left=plan.needs_left_shift,
         needs_right=plan.needs_right_shift,
         wrap_acc=wrap,
         acc_t="uint32_t" if wrap else "int32_t",
-        weights_in_locals=plan.weights_in_locals,
-        used_taps=sorted(used),
+        weights_in_locals=plan.weights_in_locals and not size_mode,
+        used_taps=[] if size_mode else sorted(used),
+        size_mode=size_mode,
         extern_weights=extern,
         use_bias=ql.layer.use_bias,
         cmsis_nn_api=opts.cmsis_nn_api,
@@ -292,7 +298,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
     )
     env = _environment()
     dsp = None
-    if opts.target in DSP_TARGETS and not extern:
+    if opts.target in DSP_TARGETS and not extern and not size_mode:
         dsp = make_dsp_plan(ql)
     if dsp is not None:
         c_src = env.get_template("kernel_dsp.c.j2").render(**{**ctx, **dsp_context(dsp, opts.target)})

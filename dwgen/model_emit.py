@@ -63,6 +63,7 @@ def generate_model(
     as_written: bool = False,
     cmsis_nn_api: bool = False,
     model_name: str = "model",
+    opt: str = "speed",
 ) -> list[ModelKernel]:
     out = []
     for op in ops:
@@ -71,7 +72,8 @@ def generate_model(
             ql = ql.with_rounding(rounding)
         origin = f"From {c_comment_text(model_name)}, op {op.index} ({op.pattern}): {op.display_name}"
         opts = EmitOptions(name=op.c_name, weights=weights, target=target,
-                           cmsis_nn_api=cmsis_nn_api and not ql.geometry.channels_first, origin=origin)
+                           cmsis_nn_api=cmsis_nn_api and not ql.geometry.channels_first, origin=origin,
+                           opt=opt)
         out.append(ModelKernel(op, generate(ql, opts), as_written))
     return out
 

@@ -270,3 +270,26 @@ def test_sanitizer_build_is_clean(tmp_path):
         assert res.stderr == b""
         got = np.frombuffer(res.stdout, dtype=np.int8).reshape(ql.geometry.output_shape)
         assert np.array_equal(got, reference(ql, x)), k.name
+
+
+def test_size_optimized_kernels_are_exact_and_smaller():
+    from dwgen.targetrun import TargetBuild
+
+    rng = np.random.default_rng(31)
+    qls = [random_qlayer(rng) for _ in range(40)]
+    kernels = [generate(ql, EmitOptions(name=f"small{i}", opt="size", weights="extern" if i % 5 == 0 else "baked"))
+               for i, ql in enumerate(qls)]
+    mod = build(kernels)
+    for ql, k in zip(qls, kernels):
+        x = ql.random_input(rng)
+        assert np.array_equal(mod[k.name](x), reference(ql, x)), k.name
+        assert "/* Border:" not in k.c_source and "one loop body for the whole image" in k.c_source
+    # On a flash-tight part the size variant really is smaller, and still exact.
+    layer = dwgen.DepthwiseConv2D(3, padding="same", activation="relu")
+    q = dwgen.Quantization.from_scales(0.05, -128, [0.01] * 16, 0.1, -128, 16)
+    ql = dwgen.QuantizedLayer.create(layer, (12, 12, 16), q, rng.integers(-127, 128, (3, 3, 16, 1)), None)
+    speed, size = generate(ql, EmitOptions(name="speed")), generate(ql, EmitOptions(name="size", opt="size"))
+    tb = TargetBuild([speed, size], "cortex-m0")
+    x = ql.random_input(0)
+    assert np.array_equal(tb.run("size", x).output, reference(ql, x))
+    assert tb.sizes("size").text < tb.sizes("speed").text
