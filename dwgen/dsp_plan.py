@@ -3,24 +3,35 @@
 Data flow (see SPEC section 5):
 
 * The input is consumed by *channel group* (4 channels when the layer is NHWC with at least 4
-  channels and the band fits, else fewer). For each group a rolling *band* of padded input
-  rows lives on the kernel's stack: per channel, `ring` row slots of `band_words` 32-bit words,
-  every word a pair of int16 values `(x[col] - in_zp, x[col+1] - in_zp)` for an even padded
-  column `col`. Padding columns and padding rows are real zeros (x - zp = 0 in padding), so the
-  compute loop has no border code at all. NHWC groups of 4 channels are gathered with
-  SXTAB16 (+ROR 8) and PKHBT/PKHTB: two 32-bit loads give 4 channels x 2 pixels.
-* Compute, per channel and output row: the window's weights as packed int16 pairs (a few words
-  per kernel row, loaded once per row into locals), output pixels two at a time: for every
-  kernel row, each band word is loaded once and feeds both accumulators through SMLAD (both
-  halves are taps of that output) or SMLAxy (one half is). A single-output step handles an odd
-  output width. Stride, dilation and kernel width only change which (word, half) pairs the
-  generator emits; depth multiplier M reuses the gathered channel for its M outputs.
+  channels and the band fits, else fewer). For each group a *band* of padded input rows lives
+  on the kernel's stack: per channel, a few row slots of `band_words` 32-bit words, every word
+  a pair of int16 values `(x[col] - in_zp, x[col+1] - in_zp)` for an even padded column `col`.
+  Padding columns and padding rows are real zeros (x - zp = 0 in padding), so the compute loop
+  has no border code at all. NHWC groups of 4 channels are gathered with SXTAB16 (+ROR 8) and
+  PKHBT/PKHTB: two 32-bit loads give 4 channels x 2 pixels.
+* Two band organisations:
+  - ``ring``: `kernel_h` row slots used as a ring; every input row is gathered once. Output row
+    `oy` needs kernel row `ky` in slot `(top + ky) % ring`; instead of moving pointers, the
+    *weights* are rotated (slot `s` gets kernel row `(s - top) % ring`), so the compute loop
+    reads every slot at a constant offset from a single pointer. Vertical dilation is handled
+    by processing the output rows in `dilation_h` phases (each phase a dense sub-problem).
+    Per channel and output row the weights are loaded once.
+  - ``block``: `rows` output rows at a time; their input rows are gathered contiguously (rows
+    shared with the next block are gathered again), so each channel's weights are loaded once
+    per block and reused over all its rows. For small images the block is the whole plane.
+* Compute: the window's weights as packed int16 pairs (a few words per kernel row, held in
+  locals when they fit the register file), output pixels `step` at a time: for every kernel
+  row, each band word is loaded once and feeds all accumulators of the step that use it
+  through SMLAD (both halves are taps of that output) or SMLAxy (one half is). The row is a
+  loop of identical steps plus generation-time tail steps. Depth multiplier M reuses the
+  gathered channel for its M outputs.
 * Requantization: when provable for every channel (double rounding), the accumulator is kept
   doubled and left-shifted (weights stored as w * 2^(1 + max(shift, 0)), bias likewise) so
   that `SMMLAR(acc2, M, K)` is exactly TFLite's SaturatingRoundingDoublingHighMul plus K, K
-  folding the rounding constant of the rounding divide and the output zero point; then the
-  sign fix `+ (acc < 0)`-style correction, an arithmetic shift and SSAT #8. Otherwise the
-  exact 64-bit sequence is used.
+  folding the rounding constant of the rounding divide, the output zero point and the low
+  activation bound; then the sign fix, an arithmetic shift and SSAT #8 (which also applies the
+  low bound); a high bound below 127 costs one ADD + SSAT + ADD. Otherwise the exact 64-bit
+  sequence is used.
 
 Nothing here needs a scratch buffer from the caller; the band is a local array of at most
 `BAND_BUDGET` bytes.
@@ -38,6 +49,11 @@ DSP_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 #: Bytes of stack the band may use (the whole kernel must stay within 1.5 KB).
 BAND_BUDGET = 1232
 INT32_MAX = 2**31 - 1
+#: General registers the compute loop may use (r0-r12 and lr).
+REGISTERS = 14
+#: Weight words kept in locals at most (more: reloaded per kernel row inside the step).
+MAX_HELD_WEIGHTS = 8
+MAX_STEP = 4
 
 
 @dataclass(frozen=True)
@@ -53,14 +69,37 @@ class Step:
     width: int  # outputs computed by the step
     ops: tuple[Op, ...]  # for one kernel row, in load order
     words: tuple[int, ...]  # band words read (relative), sorted
+    out0: int = 0  # first output (relative to the row pointer `dst` at that point)
+
+
+@dataclass(frozen=True)
+class RowProgram:
+    """One output row: `count` identical steps of `main` (advancing `advance` words and
+    `main.width` outputs each), then the `tails` (offsets relative to the end of the loop)."""
+
+    main: Step | None
+    count: int
+    advance: int
+    tails: tuple[Step, ...]
+
+    @property
+    def max_word(self) -> int:
+        m = 0
+        if self.main is not None and self.count:
+            m = (self.count - 1) * self.advance + max(self.main.words)
+        for t in self.tails:
+            m = max(m, self.count * self.advance + max(t.words))
+        return m
 
 
 @dataclass(frozen=True)
 class DspPlan:
     ql: QuantizedLayer
+    mode: str  # "ring" or "block"
     group: int  # channels per group
     quad_gather: bool  # SIMD gather of 4 NHWC channels
-    ring: int  # row slots per channel
+    slots: int  # row slots per channel
+    rows: int  # output rows per block (block mode)
     band_words: int  # words per row slot
     eff_h: int
     row_words: tuple[tuple[int | None, int | None], ...]  # (lo kx, hi kx) of each weight word
@@ -71,13 +110,14 @@ class DspPlan:
     rshift: np.ndarray  # int32 [OC] right shift after SMMLAR (fast path)
     uniform_rshift: int | None
     sign_fix: str  # "all", "none" or "mixed"
-    pair: Step
-    single: Step
+    high_clamp: int | None  # fast path: the ADD constant before the second SSAT (None: not needed)
+    program: RowProgram
+    held: bool  # weights held in locals for the whole row
     reason: str
 
     @property
     def band_bytes(self) -> int:
-        return self.group * self.ring * self.band_words * 4
+        return self.group * self.slots * self.band_words * 4
 
     @property
     def n_groups(self) -> int:
@@ -87,25 +127,53 @@ class DspPlan:
     def words_per_channel(self) -> int:
         return self.ql.geometry.kernel_h * len(self.row_words)
 
+    @property
+    def step(self) -> int:
+        return self.program.main.width if self.program.main is not None else 0
 
-def _steps(kw: int, stride: int, dil: int):
-    """Ops of the 2-output and 1-output steps for one kernel row, and the weight words they use."""
+    @property
+    def flow(self) -> str:
+        return f"{self.mode}{'' if self.mode == 'ring' else self.rows}/s{self.step}/g{self.group}"
 
-    def halves(width):
-        out = []  # (acc, word, {half: kx})
-        for t in range(width):
-            groups: dict[int, dict[int, int]] = {}
-            for kx in range(kw):
-                pos = stride * t + dil * kx
-                groups.setdefault(pos // 2, {})[pos % 2] = kx
-            for word, hv in sorted(groups.items()):
-                out.append((t, word, hv))
-        return out
 
-    raw = {2: halves(2), 1: halves(1)}
+def _halves(outs, stride: int, dil: int, kw: int):
+    """(acc, word, {half: kx}) for outputs `outs` (absolute columns), words absolute."""
+    out = []
+    for a, t in enumerate(outs):
+        groups: dict[int, dict[int, int]] = {}
+        for kx in range(kw):
+            pos = stride * t + dil * kx
+            groups.setdefault(pos // 2, {})[pos % 2] = kx
+        for word, hv in sorted(groups.items()):
+            out.append((a, word, hv))
+    return out
+
+
+def _row_program(out_w: int, kw: int, stride: int, dil: int, step: int):
+    """The row program and the weight words (pairs first) it needs."""
+    if step >= out_w:
+        step = out_w  # one step covers the row: no loop, any width
+    elif step % 2 and stride % 2:
+        step = max(step - 1, 0)
+    count = out_w // step if step else 0
+    advance = step * stride // 2 if count > 1 else 0
+    chunks = []  # (first output, width, word base)
+    if count:
+        chunks.append(("main", 0, step, 0))
+    t = count * step
+    base = count * advance if count > 1 else 0
+    rest = out_w - t
+    while rest > 0:
+        w = 2 if rest >= 2 else 1
+        chunks.append(("tail", t, w, base))
+        t += w
+        rest -= w
+    raw = []
+    for kind, t0, w, wbase in chunks:
+        raw.append((kind, t0, w, wbase, _halves(range(t0, t0 + w), stride, dil, kw)))
     words: list[tuple[int | None, int | None]] = []
-    for width in (2, 1):  # full pairs first: they define the registers
-        for _, _, hv in raw[width]:
+    for _, _, _, _, hs in raw:
+        for _, _, hv in hs:
             if len(hv) == 2 and (hv[0], hv[1]) not in words:
                 words.append((hv[0], hv[1]))
 
@@ -118,51 +186,103 @@ def _steps(kw: int, stride: int, dil: int):
         words.append((kx, None))
         return len(words) - 1, "b"
 
-    steps = {}
-    for width in (2, 1):
+    steps = []
+    for kind, t0, w, wbase, hs in raw:
         ops = []
-        for t, word, hv in raw[width]:
+        for a, word, hv in hs:
             if len(hv) == 2:
-                ops.append(Op(t, word, "smlad", words.index((hv[0], hv[1]))))
+                ops.append(Op(a, word - wbase, "smlad", words.index((hv[0], hv[1]))))
             else:
                 (half, kx), = hv.items()
                 i, wh = find_single(kx)
-                ops.append(Op(t, word, "smla" + ("b" if half == 0 else "t") + wh, i))
+                ops.append(Op(a, word - wbase, "smla" + ("b" if half == 0 else "t") + wh, i))
         ops.sort(key=lambda o: (o.word, o.acc))
-        steps[width] = Step(width, tuple(ops), tuple(sorted({o.word for o in ops})))
-    return steps[2], steps[1], tuple(words)
+        out0 = 0 if kind == "main" or count == 1 else t0 - count * step
+        steps.append((kind, Step(w, tuple(ops), tuple(sorted({o.word for o in ops})), t0 if count == 1 else out0)))
+    main = steps[0][1] if count else None
+    tails = tuple(st for kind, st in steps if kind == "tail")
+    return RowProgram(main, count, advance, tails), tuple(words)
 
 
 def _pack(lo: int, hi: int) -> int:
     return (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
 
 
-def make_dsp_plan(ql: QuantizedLayer) -> DspPlan | None:
-    """The DSP data flow for this layer, or None when the portable kernel must be used."""
+def _choose_step(kh: int, kw: int, stride: int, dil: int) -> int:
+    """Widest step whose accumulators, held weights and pointers fit the register file."""
+    _, words = _row_program(8, kw, stride, dil, 2)
+    weights = kh * len(words)
+    held = weights <= MAX_HELD_WEIGHTS
+    for step in range(MAX_STEP, 0, -1):
+        live = step + (weights if held else len(words)) + 3  # + band pointer, loaded word, dst
+        if live <= REGISTERS - 1:
+            return step
+    return 1
+
+
+def make_dsp_plan(ql: QuantizedLayer, *, step: int | None = None, mode: str | None = None,
+                  rows: int | None = None) -> DspPlan | None:
+    """The DSP data flow for this layer, or None when the portable kernel must be used.
+
+    `step`, `mode` and `rows` override the planner's choices (for experiments and tests).
+    """
     g = ql.geometry
     q = ql.quant
     eff_h = (g.kernel_h - 1) * g.dilation_h + 1
-    eff_w = (g.kernel_w - 1) * g.dilation_w + 1
-    pair, single, row_words = _steps(g.kernel_w, g.stride_w, g.dilation_w)
+    if step is None:
+        step = _choose_step(g.kernel_h, g.kernel_w, g.stride_w, g.dilation_w)
+    program, row_words = _row_program(g.out_w, g.kernel_w, g.stride_w, g.dilation_w, step)
     # words a row slot must hold: the image plus every word any step reads
     image_words = -(-(g.pad_left + g.in_w) // 2)
-    last_pair = ((g.out_w // 2) - 1) * g.stride_w if g.out_w >= 2 else None
-    read = [0]
-    if last_pair is not None:
-        read.append(last_pair + max(pair.words))
-    if g.out_w % 2:
-        read.append(g.stride_w * (g.out_w - 1) // 2 + max(single.words))
-    band_words = max(image_words, max(read) + 1)
-    ring = eff_h
-    row_bytes = ring * band_words * 4
-    group = 1
-    for cand in (4, 2, 1):
-        if cand <= max(g.in_c, 1) and cand * row_bytes <= BAND_BUDGET:
+    band_words = max(image_words, program.max_word + 1)
+    row_bytes = band_words * 4
+    ring_ok = g.dilation_h == 1 or g.stride_h == 1
+    ring_slots = g.kernel_h
+
+    def block_slots(r):
+        return (r - 1) * g.stride_h + eff_h
+
+    def fits(group, slots):
+        return group * slots * row_bytes <= BAND_BUDGET
+
+    groups = [c for c in (4, 2, 1) if c <= max(g.in_c, 1)]
+    held = g.kernel_h * len(row_words) <= MAX_HELD_WEIGHTS
+    if mode is None:
+        # Blocks reuse each channel's weights and constants over `rows` output rows but gather
+        # the rows shared by neighbouring blocks again; a ring gathers every row once but sets
+        # up every channel per output row. Measured on the M4 model (gcc -O2): blocks win from
+        # about 3 rows on, unless the regathered share is large (dilation).
+        r = g.out_h
+        while r > 1 and not fits(groups[0], block_slots(r)):
+            r -= 1
+        regather = block_slots(r) / (r * g.stride_h)
+        if not ring_ok or r >= 5 or (r >= 3 and g.dilation_h == 1 and (not held or regather <= 1.7)):
+            mode, rows = "block", r
+        else:
+            mode = "ring"
+    if mode == "ring" and not ring_ok:
+        return None
+    if mode == "block":
+        if rows is None:
+            rows = 1
+            for group in groups:
+                r = g.out_h
+                while r > 1 and not fits(group, block_slots(r)):
+                    r -= 1
+                if fits(group, block_slots(r)):
+                    rows = r
+                    break
+        rows = max(1, min(rows, g.out_h))
+        slots = block_slots(rows)
+    else:
+        rows = 1
+        slots = ring_slots
+    group = None
+    for cand in groups:
+        if fits(cand, slots):
             group = cand
             break
-    else:
-        return None
-    if row_bytes > BAND_BUDGET:
+    if group is None:
         return None
     quad = group == 4 and not g.channels_first
 
@@ -179,12 +299,14 @@ def make_dsp_plan(ql: QuantizedLayer) -> DspPlan | None:
     n = np.maximum(-shifts, 0)
     scale_exp = 1 + ls
     fast = q.rounding == "double"
+    lo, hi = ql.act_min, ql.act_max
     reason = "fast SMMLAR requantization (proven exact per channel)"
     if fast:
         wmax = np.abs(w).reshape(-1, oc).max(axis=0)
         ok_w = wmax * (2 ** scale_exp) <= 32767
         ok_acc = acc_bound * (2 ** scale_exp) <= INT32_MAX
-        kq = q.output_zero_point * (2**n) + np.where(n > 0, 2 ** np.maximum(n - 1, 0), 0)
+        # K: output zero point minus the low-bound offset (lo + 128), times 2^n, plus rounding
+        kq = (q.output_zero_point - (lo + 128)) * (2**n) + np.where(n > 0, 2 ** np.maximum(n - 1, 0), 0)
         ok_k = (np.abs(kq) + acc_bound + 2) <= INT32_MAX
         ok = ok_w & ok_acc & ok_k & (mult >= 0)
         if not bool(np.all(ok)):
@@ -199,9 +321,9 @@ def make_dsp_plan(ql: QuantizedLayer) -> DspPlan | None:
     table = np.zeros((oc, g.kernel_h * len(row_words)), dtype=np.uint32)
     for c in range(oc):
         for ky in range(g.kernel_h):
-            for i, (lo, hi) in enumerate(row_words):
-                vlo = int(scaled_w[ky, lo, c]) if lo is not None else 0
-                vhi = int(scaled_w[ky, hi, c]) if hi is not None else 0
+            for i, (wlo, whi) in enumerate(row_words):
+                vlo = int(scaled_w[ky, wlo, c]) if wlo is not None else 0
+                vhi = int(scaled_w[ky, whi, c]) if whi is not None else 0
                 table[c, ky * len(row_words) + i] = _pack(vlo, vhi)
     sbias = bias * (2**scale_exp)
     if not fast:
@@ -214,16 +336,20 @@ def make_dsp_plan(ql: QuantizedLayer) -> DspPlan | None:
         sign_fix = "none"
     else:
         sign_fix = "mixed"
+    # after SSAT: s = clamp(v, lo, lo + 255) - (lo + 128); high bound: SSAT(s + c) + hi - 127
+    high_clamp = None
+    if fast and (lo != -128 or hi != 127):
+        high_clamp = lo - hi + 255
     return DspPlan(
-        ql=ql, group=group, quad_gather=quad, ring=ring, band_words=band_words, eff_h=eff_h,
-        row_words=row_words, wtable=table, bias=sbias, fast_rq=fast,
+        ql=ql, mode=mode, group=group, quad_gather=quad, slots=slots, rows=rows, band_words=band_words,
+        eff_h=eff_h, row_words=row_words, wtable=table, bias=sbias, fast_rq=fast,
         kq=np.asarray(kq, dtype=np.int64).astype(np.int32), rshift=n.astype(np.int32),
-        uniform_rshift=uniq[0] if len(uniq) == 1 else None, sign_fix=sign_fix,
-        pair=pair, single=single, reason=reason,
+        uniform_rshift=uniq[0] if len(uniq) == 1 else None, sign_fix=sign_fix, high_clamp=high_clamp,
+        program=program, held=held, reason=reason,
     )
 
 
-__all__ = ["BAND_BUDGET", "DSP_TARGETS", "DspPlan", "Op", "Step", "make_dsp_plan"]
+__all__ = ["BAND_BUDGET", "DSP_TARGETS", "DspPlan", "Op", "RowProgram", "Step", "make_dsp_plan"]
 
 
 def _hex_rows(values, per_row: int) -> list[str]:
@@ -255,16 +381,26 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         pairs=(g.in_w - ix0) // 2,
         tail=(g.in_w - ix0) % 2 == 1,
     )
+    p = d.program
     used = set()
-    if g.out_w >= 2:
-        used.update(o.wreg for o in d.pair.ops)
-    if g.out_w % 2:
-        used.update(o.wreg for o in d.single.ops)
+    for st in ([p.main] if p.main is not None else []) + list(p.tails):
+        used.update(o.wreg for o in st.ops)
     nwords = len(d.row_words)
     desc = ", ".join(
         f"(w[{lo if lo is not None else '-'}], w[{hi if hi is not None else '-'}])" for lo, hi in d.row_words
     )
-    rq_args = "mult, kq" + (", rsh" if d.uniform_rshift is None else "") if d.fast_rq else "mult, shift"
+    if d.fast_rq:
+        rq_args = "mult, kq" + (", rsh" if d.uniform_rshift is None else "")
+    else:
+        rq_args = "mult, shift"
+    # ring mode: slot j holds kernel row (j - rot) % ring; block mode: row j is kernel row j
+    row_step = d.band_words if d.mode == "ring" else d.band_words * g.dilation_h
+    # steps emitted straight (not in the loop): (step, word base, first output)
+    loop_main = p.count > 1
+    straight = []
+    if p.count == 1:
+        straight.append((p.main, 0, 0))
+    straight += [(t, 0, t.out0) for t in p.tails]
     return dict(
         d=d,
         ql=d.ql,
@@ -274,6 +410,10 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         nwords=nwords,
         word_desc=desc,
         rq_args=rq_args,
+        row_step=row_step,
+        prog=p,
+        loop_main=loop_main,
+        straight=straight,
         wtable_rows=_hex_rows(d.wtable.reshape(-1), 8),
         bias_rows=_int_rows(d.bias, 8, 11),
         kq_rows=_int_rows(d.kq, 8, 11),

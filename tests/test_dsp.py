@@ -80,6 +80,33 @@ def test_benchmark_layers_bit_exact_on_host():
         assert np.array_equal(mod[k.name](x), oracle.run_tflite(ql, x)), s.name
 
 
+def test_every_data_flow_bit_exact(monkeypatch):
+    """Ring and block bands, every step width, forced on random layers (host build)."""
+    import dwgen.codegen as codegen
+    import dwgen.dsp_plan as dsp_plan
+
+    rng = np.random.default_rng(2024)
+    cases = []
+    for i in range(40):
+        ql = random_qlayer(rng)
+        mode = ("ring", "block")[i % 2]
+        step = 1 + (i // 2) % 4
+        rows = None if i % 3 else 2
+        if mode == "ring" and ql.geometry.dilation_h > 1 and ql.geometry.stride_h > 1:
+            mode = "block"
+        cases.append((ql, dict(mode=mode, step=step, rows=rows)))
+    kernels = []
+    for i, (ql, kw) in enumerate(cases):
+        monkeypatch.setattr(codegen, "make_dsp_plan", lambda q, kw=kw: dsp_plan.make_dsp_plan(q, **kw))
+        kernels.append(generate(ql, EmitOptions(name=f"flow{i}", target="cortex-m4")))
+    assert all(k.dsp is not None for k in kernels)
+    assert {k.dsp.mode for k in kernels} == {"ring", "block"}
+    mod = build(kernels)
+    for (ql, kw), k in zip(cases, kernels):
+        x = ql.random_input(rng)
+        assert np.array_equal(mod[k.name](x), reference(ql, x)), (k.name, k.dsp.flow, ql.layer)
+
+
 def test_generic_targets_keep_the_portable_kernel():
     ql = random_qlayer(np.random.default_rng(3), data_format="channels_last")
     for target in ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3"):
@@ -158,6 +185,33 @@ def _emulator():
     except Exception as exc:  # toolchain or emulator missing
         pytest.skip(f"cross toolchain / emulator unavailable: {exc}")
     return Emulator, build_elf
+
+
+def test_random_layers_on_emulated_cortex_m4(tmp_path):
+    """The inline-assembly paths (PKH gather, SSAT with a shift, SMLAxy) on the core itself."""
+    import dwgen
+
+    Emulator, build_elf = _emulator()
+    rng = np.random.default_rng(99)
+    qls = [random_qlayer(rng) for _ in range(10)]
+    # per-tensor quantization: one shift for every channel (SSAT #8 with ASR folded in)
+    layer = dwgen.DepthwiseConv2D(3, padding="same", activation="relu6")
+    q = dwgen.Quantization.from_scales(0.03, -5, [0.004], 0.05, -100, 8)
+    qls.append(dwgen.QuantizedLayer.create(layer, (1, 9, 11, 8), q, rng.integers(-127, 128, (3, 3, 8, 1))))
+    kernels = [generate(ql, EmitOptions(name=f"emu{i}", target="cortex-m4")) for i, ql in enumerate(qls)]
+    assert kernels[-1].dsp.uniform_rshift is not None and kernels[-1].dsp.uniform_rshift > 0
+    for d in kernels:
+        d.write(tmp_path)
+    emu = Emulator(build_elf([tmp_path / f"{k.name}.c" for k in kernels], "cortex-m4", workdir=tmp_path))
+    for ql, k in zip(qls, kernels):
+        g = ql.geometry
+        x = ql.random_input(rng)
+        emu.reset_heap()
+        xa = emu.alloc_bytes(x.tobytes())
+        ya = emu.alloc(g.output_size)
+        emu.call(k.name, xa, ya)
+        y = emu.read_array(ya, g.output_size).reshape(g.output_shape)
+        assert np.array_equal(y, reference(ql, x)), (k.name, k.dsp.flow if k.dsp else None, ql.layer)
 
 
 def test_benchmark_layers_on_emulated_cortex_m4(tmp_path):
