@@ -38,7 +38,7 @@ def test_check_every_fixture_on_the_host(capsys, model):
     assert all(layer["result"] == "ok" and layer["tflm"] == "ok" for layer in report["layers"])
 
 
-@pytest.mark.parametrize("model", ["kws_dscnn.tflite", "mobilenet_tiny.tflite", "dw_configs.tflite"])
+@pytest.mark.parametrize("model", INT8_MODELS)
 def test_check_on_emulated_cortex_m4(capsys, model):
     code, out, _ = _run(capsys, ["check", str(FIXTURES / model), "--target", "cortex-m4", "--json"])
     report = json.loads(out)
@@ -85,6 +85,18 @@ def test_check_reports_a_mismatch(capsys, monkeypatch):
     code, out, _ = _run(capsys, ["check", str(FIXTURES / "kws_dscnn.tflite"), "--only", "1"])
     assert code == 1
     assert "MISMATCH" in out and "first at [" in out and out.rstrip().endswith("FAIL")
+
+
+@pytest.mark.parametrize("model", INT8_MODELS)
+def test_inspect_and_emit_every_fixture(capsys, tmp_path, model):
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / model), "--json"])
+    doc = json.loads(out)
+    n = len(read_model(FIXTURES / model).depthwise)
+    assert code == 0 and len(doc["depthwise"]) == n
+    code, out, _ = _run(capsys, ["emit", str(FIXTURES / model), "-o", str(tmp_path / "o"), "--json"])
+    manifest = json.loads(out)
+    assert code == 0 and len(manifest["kernels"]) == n
+    assert all((tmp_path / "o" / f).is_file() for k in manifest["kernels"] for f in k["files"])
 
 
 def test_inspect_table(capsys):
