@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 
 import dwgen
 from dwgen.layer import DepthwiseLayer
@@ -63,3 +66,23 @@ def random_qlayer(
     weights = rng.integers(-127, 128, (kh, kw, c, m))
     bias = rng.integers(-30000, 30000, oc) if layer.use_bias else None
     return dwgen.QuantizedLayer.create(layer, shape, q, weights, bias)
+
+
+# -- missing tools -------------------------------------------------------------------------------
+#: Under CI (or with DWGEN_REQUIRE_TOOLS set) a missing compiler, emulator or QEMU is a failure:
+#: .ci/run installs them, so a skip there would hide a broken install step.
+REQUIRE_TOOLS = bool(
+    os.environ.get("CI") or os.environ.get("DWGEN_REQUIRE_TOOLS") or os.environ.get("DWGEN_REQUIRE_FIRMWARE")
+)
+
+
+def tool_missing(why: str) -> None:
+    """Skip a test whose tool is missing on a developer machine; fail it under CI."""
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{why}; CI installs it, so this test must run, not skip")
+    pytest.skip(why)
+
+
+def needs(available: bool, why: str):
+    """A skipif marker that never skips under CI (the test then fails on the missing tool)."""
+    return pytest.mark.skipif(not available and not REQUIRE_TOOLS, reason=why)

@@ -17,7 +17,7 @@ from dwgen.hostbuild import build, build_executable
 from dwgen.layer import DepthwiseLayer
 from dwgen.plan import make_plan
 
-from helpers import random_qlayer
+from helpers import random_qlayer, tool_missing
 
 SWEEP = 320
 
@@ -242,7 +242,7 @@ def _representative():
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_generated_code_is_warning_free(cc, tmp_path):
     if shutil.which(cc) is None:
-        pytest.skip(f"{cc} is not installed")
+        tool_missing(f"{cc} is not installed")
     for ql, opts in _representative():
         k = generate(ql, opts)
         k.write(tmp_path)

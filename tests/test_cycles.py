@@ -14,6 +14,8 @@ import pytest
 
 from dwgen.cycles import Decoder, M4Params, estimate, estimate_sequence
 
+from helpers import needs
+
 # name: (hex bytes, assembly, expected M4 cycles)
 SEQ = {
     "pipelined_loads": ("016842688368", "ldr r1, [r0]; ldr r2, [r0, #4]; ldr r3, [r0, #8]", 4),
@@ -155,7 +157,7 @@ def test_decoder_register_sets():
         Decoder().decode(bytes.fromhex("ffff"))
 
 
-@pytest.mark.skipif(shutil.which("arm-none-eabi-as") is None, reason="arm-none-eabi-as not on PATH")
+@needs(shutil.which("arm-none-eabi-as") is not None, "arm-none-eabi-as not on PATH")
 def test_bytes_match_asm(tmp_path):
     from elftools.elf.elffile import ELFFile
     for name, (hx, asm, _) in SEQ.items():
@@ -172,7 +174,7 @@ def test_bytes_match_asm(tmp_path):
 
 
 # ------------------------------------------------------------ baseline reproduction
-# Optional: with DWGEN_CMSIS_NN=/path/to/CMSIS-NN (commit 99f736a, as in
+# Optional: with DWGEN_CMSIS_NN_DIR=/path/to/CMSIS-NN (commit 99f736a, as in
 # baselines/cmsis-nn.md) and arm-none-eabi-gcc with newlib, re-measure three baseline
 # layers (3x3, _s8_opt and the generic kernel) and check the method reproduces the table.
 
@@ -198,9 +200,9 @@ BASELINE = {
 }
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("DWGEN_CMSIS_NN")
+@pytest.mark.skipif(not __import__("os").environ.get("DWGEN_CMSIS_NN_DIR")
                     or shutil.which("arm-none-eabi-gcc") is None,
-                    reason="set DWGEN_CMSIS_NN to a CMSIS-NN checkout (and install gcc) to "
+                    reason="set DWGEN_CMSIS_NN_DIR to a CMSIS-NN checkout (and install gcc) to "
                            "re-measure the baseline")
 def test_reproduces_cmsis_nn_baseline(tmp_path):
     import os
@@ -211,7 +213,7 @@ def test_reproduces_cmsis_nn_baseline(tmp_path):
     from dwgen.emulate import Emulator
     from dwgen.toolchain import build_elf
 
-    root = Path(os.environ["DWGEN_CMSIS_NN"])
+    root = Path(os.environ["DWGEN_CMSIS_NN_DIR"])
     (tmp_path / "harness.c").write_text(CMSIS_HARNESS)
     conv = root / "Source" / "ConvolutionFunctions"
     sup = root / "Source" / "NNSupportFunctions"

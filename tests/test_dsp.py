@@ -17,7 +17,7 @@ from dwgen.errors import DwgenError
 from dwgen.hostbuild import build
 from dwgen.suite import MLPERF_TINY, suite_layers
 
-from helpers import random_qlayer
+from helpers import random_qlayer, tool_missing
 
 SWEEP = 120
 
@@ -160,13 +160,13 @@ def _representative():
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_host_build_is_warning_free(cc, tmp_path):
     if shutil.which(cc) is None:
-        pytest.skip(f"{cc} is not installed")
+        tool_missing(f"{cc} is not installed")
     _strict_compile([cc], tmp_path, _representative())
 
 
 def test_arm_build_is_warning_free(tmp_path):
     if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed")
+        tool_missing("arm-none-eabi-gcc is not installed")
     argv = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
     _strict_compile(argv, tmp_path, _representative())
     # the DSP instructions really are used on the core
@@ -183,7 +183,7 @@ def _emulator():
         from dwgen.toolchain import build_elf, find_compiler
         find_compiler()
     except Exception as exc:  # toolchain or emulator missing
-        pytest.skip(f"cross toolchain / emulator unavailable: {exc}")
+        tool_missing(f"cross toolchain / emulator unavailable: {exc}")
     return Emulator, build_elf
 
 

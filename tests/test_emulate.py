@@ -15,17 +15,19 @@ from dwgen import toolchain
 from dwgen.emulate import EmulationError, Emulator, InstructionLimitExceeded
 from dwgen.toolchain import build_elf
 
+from helpers import REQUIRE_TOOLS, needs
+
 HAVE_GCC = shutil.which(toolchain.GCC_NAME) is not None
 try:
     HAVE_ZIG = toolchain._zig_compiler() is not None
 except Exception:  # noqa: BLE001
     HAVE_ZIG = False
-if not (HAVE_GCC or HAVE_ZIG):
+if not (HAVE_GCC or HAVE_ZIG) and not REQUIRE_TOOLS:
     pytest.skip("no Cortex-M cross compiler (apt install gcc-arm-none-eabi, or pip install "
                 "ziglang)", allow_module_level=True)
 CC = "gcc" if HAVE_GCC else "clang"
-COMPILERS = [pytest.param("gcc", marks=pytest.mark.skipif(not HAVE_GCC, reason="no gcc")),
-             pytest.param("clang", marks=pytest.mark.skipif(not HAVE_ZIG, reason="no ziglang"))]
+COMPILERS = [pytest.param("gcc", marks=needs(HAVE_GCC, "no arm-none-eabi-gcc")),
+             pytest.param("clang", marks=needs(HAVE_ZIG, "no ziglang"))]
 
 HARNESS_C = r"""
 #include <stdint.h>

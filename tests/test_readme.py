@@ -11,3 +11,17 @@ def test_readme_python_example_runs():
     assert blocks, "the README has a Python example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_missing_tools_fail_under_ci(monkeypatch):
+    """A test that lacks its compiler skips on a laptop but fails in CI, where .ci/run installs it."""
+    import pytest
+
+    import helpers
+
+    monkeypatch.setattr(helpers, "REQUIRE_TOOLS", True)
+    with pytest.raises(pytest.fail.Exception, match="CI installs it"):
+        helpers.tool_missing("arm-none-eabi-gcc is not installed")
+    monkeypatch.setattr(helpers, "REQUIRE_TOOLS", False)
+    with pytest.raises(pytest.skip.Exception, match="arm-none-eabi-gcc is not installed"):
+        helpers.tool_missing("arm-none-eabi-gcc is not installed")

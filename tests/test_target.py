@@ -11,7 +11,7 @@ from dwgen.suite import suite_layers
 from dwgen.targetrun import TargetBuild
 from dwgen.toolchain import find_compiler
 
-from helpers import random_qlayer
+from helpers import random_qlayer, tool_missing
 
 SWEEP = 110
 
@@ -20,7 +20,7 @@ def _compiler_or_skip(prefer: str | None = None):
     try:
         return find_compiler(prefer)
     except Exception as exc:  # noqa: BLE001 - the reason is shown
-        pytest.skip(f"no Arm cross compiler: {exc}")
+        tool_missing(f"no Arm cross compiler: {exc}")
 
 
 def _sweep(seed: int, n: int):

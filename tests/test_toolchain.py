@@ -11,15 +11,16 @@ from dwgen.errors import BuildError
 from dwgen.toolchain import (TARGETS, Compiler, build_elf, find_compiler, firmware_dir,
                              get_target)
 
+from helpers import needs
+
 HAVE_GCC = shutil.which(toolchain.GCC_NAME) is not None
 try:
     HAVE_ZIG = toolchain._zig_compiler() is not None
 except Exception:  # noqa: BLE001
     HAVE_ZIG = False
 
-needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="arm-none-eabi-gcc is not on PATH "
-                               "(Debian package gcc-arm-none-eabi)")
-needs_zig = pytest.mark.skipif(not HAVE_ZIG, reason="the ziglang wheel is not installed")
+needs_gcc = needs(HAVE_GCC, "arm-none-eabi-gcc is not on PATH (Debian package gcc-arm-none-eabi)")
+needs_zig = needs(HAVE_ZIG, "the ziglang wheel is not installed")
 
 COMPILERS = [pytest.param("gcc", marks=needs_gcc), pytest.param("clang", marks=needs_zig)]
 
