@@ -152,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
-    from .codegen import check_c_name, sanitize_c_name
+    from .names import check_c_name, sanitize_c_name
 
     if args.name is not None:
         return check_c_name(args.name)

@@ -15,6 +15,7 @@ from typing import Sequence
 from . import __version__
 from .codegen import EmitOptions, GeneratedKernel, generate
 from .errors import DwgenError
+from .names import check_distinct
 from .tflite_model import DepthwiseOp, Model, c_comment_text
 
 UMBRELLA = "dwgen_kernels.h"
@@ -65,6 +66,8 @@ def generate_model(
     model_name: str = "model",
     opt: str = "speed",
 ) -> list[ModelKernel]:
+    # c_name is unique per model (dwgen.names); ops of two models mixed by an API caller are not.
+    check_distinct([op.c_name for op in ops])
     out = []
     for op in ops:
         ql = op.user_qlayer if as_written else op.qlayer

@@ -61,6 +61,7 @@ import numpy as np
 
 from .errors import DwgenError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
+from .names import avoid_reserved, name_problem, unique_names
 from .qlayer import QuantizedLayer
 from .quant import Quantization
 
@@ -1419,12 +1420,6 @@ class _Graph:
 
 
 # -- C names ------------------------------------------------------------------------------------
-_C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if "
-    "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while bool true false alignas alignof asm nullptr "
-    "static_assert thread_local typeof constexpr main".split()
-)
 _GENERIC_PARTS = frozenset(
     "depthwise biasadd relu relu6 relu_n1_to_1 conv2d squeeze expanddims reshape transpose add "
     "readvariableop batchnorm mul mul_1 add_1 batchtospacend spacetobatchnd activation bias "
@@ -1442,7 +1437,8 @@ def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> st
     is not a generic op name ("depthwise", "BiasAdd", "Relu6", ...), folds it to
     lowercase ASCII letters, digits and '_' and bounds its length; `fallback` when
     nothing meaningful is left (e.g. "StatefulPartitionedCall_1:0", the name a model
-    output gets). Never a C keyword, never starts with a digit or '_'.
+    output gets). Never starts with a digit or '_', and a name `dwgen.names` refuses (a
+    keyword, a C library name, a dwgen or CMSIS prefix) is renamed the way it says.
     """
     seg = name.split(";")[0]
     parts = [p for p in re.split(r"[/:]", seg) if p]
@@ -1458,14 +1454,11 @@ def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> st
     if s[0].isdigit():
         s = "t_" + s
     s = s[:limit].rstrip("_")
-    if s in _C_KEYWORDS:
-        s = s + "_op"
-    return s
+    return avoid_reserved(s, limit)
 
 
 def _assign_c_names(ops: list[DepthwiseOp]) -> list[DepthwiseOp]:
-    used: set[str] = set()
-    out = []
+    bases = []
     for op in ops:
         fallback = f"dw_op{op.index}" if op.subgraph == 0 else f"dw_sg{op.subgraph}_op{op.index}"
         # The output tensor names the layer; a model output is named after the serving
@@ -1473,22 +1466,19 @@ def _assign_c_names(ops: list[DepthwiseOp]) -> list[DepthwiseOp]:
         base = c_identifier(op.output_name, "")
         if not base:
             base = c_identifier(op.filter_name, fallback)
-        name, k = base, 2
-        while name in used:
-            suffix = f"_{k}"
-            name = base[: C_NAME_MAX - len(suffix)].rstrip("_") + suffix
-            k += 1
-        used.add(name)
-        out.append(dataclasses.replace(op, c_name=name))
-    return out
+        bases.append(base)
+    # Unique over every depthwise op of the model (not just an --only selection), so a
+    # kernel's name never depends on which others are emitted with it.
+    names = unique_names(bases, limit=C_NAME_MAX)
+    return [dataclasses.replace(op, c_name=name) for op, name in zip(ops, names)]
 
 
 _C_IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 def is_c_identifier(s: str) -> bool:
-    """True for what `c_name` promises: lowercase ASCII, not a keyword, bounded length."""
-    return bool(_C_IDENT.match(s)) and len(s) <= C_NAME_MAX and s not in _C_KEYWORDS
+    """True for what `c_name` promises: lowercase ASCII, bounded, a name dwgen.names accepts."""
+    return bool(_C_IDENT.match(s)) and len(s) <= C_NAME_MAX and name_problem(s) is None
 
 
 __all__ = [

@@ -754,7 +754,7 @@ def test_c_identifier_rules():
     assert c_identifier("StatefulPartitionedCall_1:0", "dw_op3") == "dw_op3"
     assert c_identifier("卷积", "dw_op0") == "dw_op0"
     assert c_identifier("3x3") == "t_3x3"
-    assert c_identifier("while") == "while_op"
+    assert c_identifier("while") == "while_dw"
     assert c_identifier("Ünïcödé Läyer!") == "unicode_layer"
     assert len(c_identifier("x" * 500)) == C_NAME_MAX
 
