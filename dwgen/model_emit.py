@@ -17,6 +17,7 @@ from . import __version__
 from .codegen import EmitOptions, GeneratedKernel, generate
 from .errors import DwgenError
 from .names import check_distinct, name_problem
+from .outdir import read_head
 from .tflite_model import DepthwiseOp, Model, c_comment_text
 
 UMBRELLA = "dwgen_kernels.h"
@@ -143,13 +144,12 @@ MANIFEST_MAX_BYTES = 8 << 20
 
 def _read_manifest(path: Path) -> dict | None:
     """The manifest dwgen wrote at `path`, or None (missing, unreadable, foreign, malformed)."""
+    data = read_head(path, MANIFEST_MAX_BYTES + 1)
+    if data is None or len(data) > MANIFEST_MAX_BYTES:
+        return None
     try:
-        with open(path, "rb") as f:
-            data = f.read(MANIFEST_MAX_BYTES + 1)
-        if len(data) > MANIFEST_MAX_BYTES:
-            return None
         doc = json.loads(data.decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     if not (isinstance(doc, dict) and isinstance(doc.get("kernels"), list)
             and all(isinstance(doc.get(k), str) for k in ("model", "dwgen_version", "target"))):
@@ -165,11 +165,7 @@ def _read_manifest(path: Path) -> dict | None:
 
 def _is_generated_umbrella(path: Path) -> bool:
     head = f"/*\n * {UMBRELLA} - every depthwise kernel dwgen ".encode()
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(head)) == head
-    except OSError:
-        return False
+    return read_head(path, len(head)) == head
 
 
 def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,

@@ -346,6 +346,8 @@ _KERNEL_HEADER = re.compile(rb"/\*\n \* ([A-Za-z][A-Za-z0-9_]*)\.h - int8 depthw
 
 def kernels_in_directory(directory: str | Path) -> list[str]:
     """Kernels dwgen wrote into `directory`, recognised by the first lines of their `<name>.h`."""
+    from .outdir import read_head
+
     d = Path(directory)
     found = []
     try:
@@ -353,10 +355,8 @@ def kernels_in_directory(directory: str | Path) -> list[str]:
     except OSError:
         return []
     for p in entries:
-        try:
-            with open(p, "rb") as f:
-                head = f.read(160)
-        except OSError:
+        head = read_head(p, 160)
+        if head is None:
             continue
         m = _KERNEL_HEADER.match(head)
         if m and m.group(1).decode() == p.name[:-2]:

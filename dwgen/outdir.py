@@ -86,6 +86,30 @@ def os_error(path: str | Path, exc: OSError, action: str = "write to") -> DwgenE
     return DwgenError(f"cannot {action} {show(path)}: {reason}")
 
 
+def read_head(path: str | Path, limit: int) -> bytes | None:
+    """Up to `limit` bytes of the regular file `path`, or None for anything else (missing,
+    unreadable, a directory, a FIFO or device, which a plain open() could block on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def write_files(
     outdir: str | Path,
     files: Mapping[str, str | bytes],
@@ -229,28 +253,29 @@ def _update(outdir: Path, files: dict, force: bool, index: IndexFn | None) -> li
 def _move_into_place(outdir: Path, staging: Path, names: list[str]) -> None:
     """Rename staged files over their targets; on failure put every replaced file back."""
     backups = staging / f"{STAGE_PREFIX}backup"  # _check_names keeps generated files off this name
-    done: list[list] = []  # [name, backup path or None, replaced?]
+    done: list[list] = []  # [name, backup path or None, target moved aside?, replaced?]
     current = None
     try:
         os.mkdir(backups)
         for name in names:
             current = target = outdir / name
-            backup = None
+            entry = [name, None, False, False]
             if os.path.lexists(target):
                 backup = backups / name
                 try:  # a second link keeps the old file without a moment where the target is missing
                     os.link(target, backup, follow_symlinks=False)
                 except (OSError, NotImplementedError):
                     os.rename(target, backup)
-            entry = [name, backup, False]
+                    entry[2] = True
+                entry[1] = backup
             done.append(entry)
             os.replace(staging / name, target)
-            entry[2] = True
+            entry[3] = True
     except BaseException as exc:
         failed = []
-        for name, backup, replaced in reversed(done):
+        for name, backup, moved, replaced in reversed(done):
             try:
-                if backup is not None:
+                if backup is not None and (replaced or moved):
                     os.replace(backup, outdir / name)
                 elif replaced:
                     os.unlink(outdir / name)
@@ -315,7 +340,7 @@ class _DirLock:
 
     def _wait(self, deadline: float, delay: float, what: str) -> float:
         if time.monotonic() > deadline:
-            raise DwgenError(f"{show(self.outdir)} is locked by another dwgen run (waited {self.timeout:.0f} s"
+            raise DwgenError(f"{show(self.outdir)} is locked by another dwgen run (waited {self.timeout:g} s"
                              f"{what}): try again when it has finished")
         time.sleep(delay)
         return min(delay * 2, 0.1)
@@ -374,4 +399,4 @@ class _DirLock:
             self.lockfile = None
 
 
-__all__ = ["Index", "LOCK_FILE", "LOCK_TIMEOUT", "os_error", "show", "write_files"]
+__all__ = ["Index", "LOCK_FILE", "LOCK_TIMEOUT", "os_error", "read_head", "show", "write_files"]

@@ -38,6 +38,7 @@ import numpy as np
 from . import __version__
 from .codegen import GeneratedKernel, check_c_name
 from .errors import DwgenError
+from .outdir import read_head
 from .qlayer import QuantizedLayer
 from .reference import depthwise_conv
 
@@ -360,10 +361,12 @@ def existing_vector_names(outdir: str | Path) -> list[str]:
         stem = p.name[: -len(VECTORS_SUFFIX)]
         try:
             check_c_name(stem)
-            with open(p, "rb") as f:
-                head = f.read(200).decode("ascii", "replace")
-        except (DwgenError, OSError):
+        except DwgenError:
             continue
+        raw = read_head(p, 200)  # never blocks on a FIFO named like vectors
+        if raw is None:
+            continue
+        head = raw.decode("ascii", "replace")
         m = _VECTORS_FIRST_LINE.match(head)
         if m and m.group(1) == stem and m.group(2) == stem and (d / f"{stem}.h").is_file():
             names.append(stem)
@@ -372,11 +375,8 @@ def existing_vector_names(outdir: str | Path) -> list[str]:
 
 def is_generated_main(path: str | Path) -> bool:
     """True when `path` is a dwgen_test_main.c that dwgen wrote (safe to regenerate)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_MAIN_FIRST_LINE)).decode("ascii", "replace") == _MAIN_FIRST_LINE
-    except OSError:
-        return False
+    head = read_head(path, len(_MAIN_FIRST_LINE))
+    return head is not None and head.decode("ascii", "replace") == _MAIN_FIRST_LINE
 
 
 def vector_files(vectors: Sequence[KernelVectors], outdir: str | Path | None = None) -> dict[str, str]:
