@@ -310,16 +310,18 @@ def unique_names(bases: Sequence[str], taken: Iterable[str] = (), limit: int = M
     or with a name in `taken`, renamed `base_2`, `base_3`, ...: the first keeps its name,
     and the same input always gives the same names."""
     space = _Space()
-    for t in taken:
+    used = set(taken)
+    for t in used:
         space.add(t)
     out = []
     for base in bases:
         name, k = base, 2
-        while space.clash(name) is not None or name_problem(name) is not None or name in out:
+        while name in used or space.clash(name) is not None or name_problem(name) is not None:
             suffix = f"_{k}"
             name = base[: limit - len(suffix)].rstrip("_") + suffix
             k += 1
         space.add(name)
+        used.add(name)
         out.append(name)
     return out
 
