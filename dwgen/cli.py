@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("source", metavar="LAYER.json|MODEL.tflite",
                    help="layer description (Keras config + quantization + .npz weights) or a .tflite model")
-    e.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory to write into (created if missing)")
+    e.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory to write into (created if missing; locked while dwgen writes, so concurrent emits add up)")
     e.add_argument("--name", help="kernel name: a C identifier (default: from the layer's Keras name)")
     e.add_argument("--rounding", choices=("double", "single"), help="requantization rounding (default: the file's, else double)")
     e.add_argument("--layout", choices=("nhwc", "nchw"), help="memory layout of input and output (default: the layer's data_format)")
