@@ -14,6 +14,10 @@ class LayerError(DwgenError, ValueError):
     """An invalid layer configuration (Keras raises ValueError for the same cases)."""
 
 
+class LayerSizeError(LayerError):
+    """A valid layer too large for the generated C's 32-bit index arithmetic."""
+
+
 class QuantizationError(DwgenError, ValueError):
     """Invalid quantization parameters, weights or bias."""
 

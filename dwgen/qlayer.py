@@ -15,7 +15,9 @@ import numpy as np
 
 from .errors import QuantizationError
 from .layer import DepthwiseLayer, Geometry
-from .quant import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, Quantization, quantize_bias, quantize_weights
+from .quant import (
+    INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, MAX_SHIFT, MIN_SHIFT, Quantization, quantize_bias, quantize_weights,
+)
 
 
 def _integer_array(name: str, value: Any, lo: int, hi: int, kind: str) -> np.ndarray:
@@ -91,6 +93,15 @@ class QuantizedLayer:
             quant = dataclasses.replace(
                 quant, multipliers=quant.multipliers * oc, shifts=quant.shifts * oc
             )
+        # Also for a Quantization built field by field: the generated C relies on these ranges
+        # (single rounding shifts by 31 - shift, which must stay positive).
+        hi = 30 if quant.rounding == "single" else MAX_SHIFT
+        for i, (mult, shift) in enumerate(zip(quant.multipliers, quant.shifts)):
+            if not (0 <= mult <= INT32_MAX and MIN_SHIFT <= shift <= hi):
+                raise QuantizationError(
+                    f"multipliers[{i}]={mult}, shifts[{i}]={shift} is not allowed: a multiplier is in "
+                    f"[0, 2^31 - 1] and a shift in [{MIN_SHIFT}, {hi}]"
+                )
         if quant.num_channels != oc:
             raise QuantizationError(
                 f"the quantization has {quant.num_channels} channel multipliers: this layer has "

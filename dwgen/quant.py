@@ -18,6 +18,15 @@ from .errors import QuantizationError
 ROUNDING_MODES = ("double", "single")
 INT8_MIN, INT8_MAX = -128, 127
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: The requantization shifts dwgen accepts (positive = left). TFLite computes the left shift
+#: as `x * (1 << shift)` in int32, which is undefined from 32 on, and QuantizeMultiplier never
+#: makes a right shift above 31 (it flushes smaller scales to zero). Every shift table in the
+#: generated C is int8_t because of this range.
+MIN_SHIFT, MAX_SHIFT = -31, 31
+
+
+class EffectiveScaleError(QuantizationError):
+    """An effective scale too large for TFLite's requantization (a left shift above 31)."""
 
 
 def _check_rounding(rounding: str) -> str:
@@ -214,6 +223,17 @@ class Quantization:
                     "symmetric, every weight zero point must be 0"
                 )
         per_channel = len(scales) != 1 or num_channels == 1
+        for i, s in enumerate(scales):
+            real = effective_scale(in_s, s, out_s)
+            shift = quantize_multiplier(real)[1]  # the exponent before single rounding saturates it
+            if shift > MAX_SHIFT:
+                which = f"of output channel {i}" if len(scales) > 1 else "of the layer"
+                raise EffectiveScaleError(
+                    f"the effective scale {which} (input_scale * weight_scale / output_scale = "
+                    f"{in_s:.9g} * {s:.9g} / {out_s:.9g} = {real:.9g}) needs a requantization left "
+                    f"shift of {shift}: dwgen accepts effective scales below 2^31 - 0.5 (a left shift "
+                    f"of at most {MAX_SHIFT}; TFLite's requantization overflows beyond it)"
+                )
         full = scales if len(scales) == num_channels else scales * num_channels
         pairs = [quantize_multiplier(effective_scale(in_s, s, out_s), rounding) for s in full]
         return cls(
@@ -246,8 +266,8 @@ class Quantization:
         for i, (m, s) in enumerate(zip(mults, sh)):
             if not (0 <= m <= INT32_MAX):
                 raise QuantizationError(f"multipliers[{i}]={m} is not allowed: a multiplier is in [0, 2^31 - 1]")
-            lo = -31
-            hi = 30 if rounding == "single" else 31
+            lo = MIN_SHIFT
+            hi = 30 if rounding == "single" else MAX_SHIFT
             if not (lo <= s <= hi):
                 raise QuantizationError(f"shifts[{i}]={s} is not allowed: a shift is in [{lo}, {hi}]")
         act = None
@@ -349,6 +369,6 @@ def _round_away(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "Quantization", "ROUNDING_MODES", "activation_bounds", "effective_scale",
+    "EffectiveScaleError", "MAX_SHIFT", "MIN_SHIFT", "Quantization", "ROUNDING_MODES", "activation_bounds", "effective_scale",
     "multiply_by_quantized_multiplier", "quantize_bias", "quantize_multiplier", "quantize_weights",
 ]

@@ -59,10 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DwgenError, ModelError
+from .errors import DwgenError, LayerSizeError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 from .qlayer import QuantizedLayer
-from .quant import Quantization
+from .quant import EffectiveScaleError, Quantization
 
 # -- limits ---------------------------------------------------------------------------------
 #: Largest tensor (elements) dwgen accepts; far above any microcontroller activation.
@@ -1273,6 +1273,8 @@ class _Graph:
         )
         try:
             g = layer.geometry((batch, h, w, c))
+        except LayerSizeError as e:
+            return self._unsupported(op, str(e))  # valid TFLite, beyond dwgen's 32-bit indexing
         except DwgenError as e:
             raise _Bad(f"{self.tname('input', x)} of shape {list(x.shape)} does not fit the options: {e}") from None
         expected = (batch, g.out_h, g.out_w, oc)
@@ -1310,6 +1312,10 @@ class _Graph:
             )
         try:
             quant = Quantization.from_scales(in_s, in_zp, f.scale, out_s, out_zp, oc)
+        except EffectiveScaleError as e:
+            # A well-formed model whose numbers TFLite's kernel cannot requantize without
+            # overflow: the op is listed, the rest of the model is still usable.
+            return self._unsupported(op, str(e))
         except DwgenError as e:
             raise _Bad(f"bad quantization: {e}") from None
 
