@@ -17,12 +17,16 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import LayerError
+from .errors import LayerError, LayerSizeError
 
 #: Fused activations an int8 kernel can apply (as a clamp), by dwgen's name.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
 #: The spellings Keras users write, mapped to dwgen's names.
 KERAS_ACTIVATIONS = {None: "none", "linear": "none", "relu": "relu", "relu6": "relu6"}
+
+#: Bound on the index space of a layer (see `_check_index_space`): half of 2^31, so that a sum
+#: of two in-range terms, e.g. a window origin plus a tap offset, also fits a 32-bit int.
+MAX_INDEX_SPACE = 1 << 30
 
 CHANNELS_LAST = "channels_last"
 CHANNELS_FIRST = "channels_first"
@@ -332,6 +336,7 @@ class DepthwiseLayer:
                 )
         pt, pb = padding_before_after(h, oh, kh, sh, dh)
         pl, pr = padding_before_after(w, ow, kw, sw, dw)
+        self._check_index_space(n, c, (h, pt + pb, sh, dh), (w, pl + pr, sw, dw))
         return Geometry(
             batch=n, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow,
             depth_multiplier=self.depth_multiplier, kernel_h=kh, kernel_w=kw,
@@ -342,6 +347,33 @@ class DepthwiseLayer:
 
     def output_shape(self, input_shape: Iterable[Any]) -> tuple[int, ...]:
         return self.geometry(input_shape).output_shape
+
+    def _check_index_space(self, n: int, c: int, *axes: tuple[int, int, int, int]) -> None:
+        """Refuse a layer whose generated C could compute an index beyond a 32-bit int.
+
+        Every index the kernels compute is a row coordinate times a row stride plus a column
+        coordinate times a column stride (plus batch and channel offsets), and a coordinate
+        ranges over the padded input plus at most one extra stride or dilation step (loop
+        variables step past the last window). So with E = size + padding + stride + dilation
+        per axis, `N * C * M * E_h * E_w` bounds the input, the output (out <= padded size),
+        the weights (kernel <= padded size), every literal, and each term of an index sum.
+        """
+        extents = [size + pad + stride + dil for size, pad, stride, dil in axes]
+        space = n * c * self.depth_multiplier * extents[0] * extents[1]
+        if space > MAX_INDEX_SPACE:
+            (h, ph, sh, dh), (w, pw, sw, dw) = axes
+            cf = self.data_format == CHANNELS_FIRST
+            if self.rank == 1:
+                shape = (n, c, w) if cf else (n, w, c)
+            else:
+                shape = (n, c, h, w) if cf else (n, h, w, c)
+            raise LayerSizeError(
+                f"the layer on input_shape={shape!r} is too large for the generated C's 32-bit index "
+                "arithmetic: batch x channels x depth_multiplier x (height + vertical padding + stride "
+                "+ dilation) x (width + horizontal padding + stride + dilation) = "
+                f"{n} x {c} x {self.depth_multiplier} x ({h} + {ph} + {sh} + {dh}) x ({w} + {pw} + {sw} + {dw}) "
+                f"= {space}; dwgen accepts at most 2^30 = {MAX_INDEX_SPACE}"
+            )
 
 
 def _reject_strided_dilation(strides: Any, dilation: Any, who: str) -> None:
