@@ -40,10 +40,16 @@ def _tensor(name, shape, dtype, data=None, scale=None, zero_point=None, qdim=0, 
     }
 
 
-def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, description="dwgen test"):
+def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, description="dwgen test",
+                 tensor_refs=None, op_refs=None, subgraph_refs=1):
     """Serialize a one-subgraph model. ops: dicts with code, version, inputs, outputs and
     `options` (a dict of DepthwiseConv2DOptions fields, or None). With `external`, buffer
-    data goes after the flatbuffer (Buffer.offset/size), as for models over 2 GB."""
+    data goes after the flatbuffer (Buffer.offset/size), as for models over 2 GB.
+
+    Hostile sharing, for the amplification tests: `tensor_refs` / `op_refs` list, for each
+    entry of the subgraph's tensors / operators vector, which serialized table it points at
+    (e.g. [0] * 1000: a thousand tensors that are all one table); `subgraph_refs` makes the
+    model's subgraphs vector list the one subgraph table that many times."""
     import importlib
 
     # (the tflite package's __init__ shadows its modules with the classes of the same name)
@@ -146,7 +152,8 @@ def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, de
                 b.PrependUOffsetTRelative(it)
             return b.EndVector()
 
-        tv, ov = table_vector(tens), table_vector(operators)
+        tv = table_vector(tens if tensor_refs is None else [tens[i] for i in tensor_refs])
+        ov = table_vector(operators if op_refs is None else [operators[i] for i in op_refs])
         sin, sout = ivec(inputs), ivec(outputs)
         FS.SubGraphStart(b)
         FS.SubGraphAddTensors(b, tv)
@@ -161,7 +168,7 @@ def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, de
             FC.OperatorCodeAddVersion(b, ver)
             FC.OperatorCodeAddBuiltinCode(b, code)
             ocs.append(FC.OperatorCodeEnd(b))
-        ocv, sgv, bv = table_vector(ocs), table_vector([sg]), table_vector(bufs)
+        ocv, sgv, bv = table_vector(ocs), table_vector([sg] * subgraph_refs), table_vector(bufs)
         desc = b.CreateString(description)
         FM.ModelStart(b)
         FM.ModelAddVersion(b, version)
