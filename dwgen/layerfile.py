@@ -126,7 +126,7 @@ class _BadNumber(Exception):
 def _parse_int(text: str) -> int:
     digits = len(text.lstrip("-"))
     if digits > MAX_INT_DIGITS:
-        raise _BadNumber(f"an integer has {digits} digits: integers in a layer file have at most {MAX_INT_DIGITS}")
+        raise _BadNumber(f"an integer has {digits} digits: integers in a layer file have at most {MAX_INT_DIGITS} digits")
     return int(text)
 
 
@@ -149,7 +149,8 @@ def _depth(doc: Any) -> int:
 
 def _parse(path: Path) -> dict:
     with open_regular_file(path) as f:
-        raw = f.read(MAX_LAYER_FILE_BYTES + 1)
+        # read(n) allocates n bytes up front: ask for what the file holds, +1 to see it grow.
+        raw = f.read(min(os.fstat(f.fileno()).st_size, MAX_LAYER_FILE_BYTES) + 1)
     if len(raw) > MAX_LAYER_FILE_BYTES:
         raise _fail(path, f"the file is larger than {human_bytes(MAX_LAYER_FILE_BYTES)}: a layer file is "
                           "a small JSON document (weights go in its .npz)")
@@ -232,11 +233,11 @@ def weights_path(path: Path, given: str, allow_outside: bool = False) -> Path:
     that directory: a layer file from elsewhere cannot make dwgen open files outside it.
     """
     if "\0" in given:
-        raise _fail(path, f"'weights' is {_show(given)}: a file name cannot contain a NUL character")
+        raise _fail(path, f"'weights' is {_show(given, 200)}: a file name cannot contain a NUL character")
     p = Path(given)
     how = f"pass {OUTSIDE_FLAG} to read weights from elsewhere"
     if p.is_absolute() and not allow_outside:
-        raise _fail(path, f"'weights' is the absolute path {_show(given)}: weights are read relative to the layer "
+        raise _fail(path, f"'weights' is the absolute path {_show(given, 200)}: weights are read relative to the layer "
                           f"file and must be in its directory or below it ({how})")
     target = path.parent / p
     if allow_outside:
@@ -245,12 +246,12 @@ def weights_path(path: Path, given: str, allow_outside: bool = False) -> Path:
         base = path.parent.resolve()
         real = target.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
-        raise _fail(path, f"'weights' {_show(given)} cannot be resolved ({exc.__class__.__name__}): "
+        raise _fail(path, f"'weights' {_show(given, 200)} cannot be resolved ({exc.__class__.__name__}): "
                           "check its symbolic links") from None
     if not _inside(real, base):
         # Spelled inside but resolved outside: a symbolic link on the way leads out.
         through = " through a symbolic link" if _inside(Path(os.path.normpath(base / p)), base) else ""
-        raise _fail(path, f"'weights' {_show(given)} leads outside the layer file's directory{through}: weights "
+        raise _fail(path, f"'weights' {_show(given, 200)} leads outside the layer file's directory{through}: weights "
                           f"must be in the layer file's directory or below it ({how})")
     return real
 
