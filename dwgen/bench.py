@@ -126,10 +126,10 @@ def suite_cases(suite: str) -> list[BenchCase]:
     return [BenchCase(s.name, quantized(s), s.cmsis_m4_cycles_per_mac) for s in SUITES[suite]]
 
 
-def layerfile_cases(path: Path) -> list[BenchCase]:
+def layerfile_cases(path: Path, allow_outside_weights: bool = False) -> list[BenchCase]:
     from . import layerfile
 
-    doc = layerfile.read(path)
+    doc = layerfile.read(path, allow_outside_weights)
     return [BenchCase(sanitize_c_name(doc.name), doc.qlayer)]
 
 

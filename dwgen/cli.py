@@ -11,6 +11,7 @@ from typing import Sequence
 from . import __version__
 from .codegen import TARGETS
 from .errors import DwgenError
+from .testvectors import MAX_VECTOR_BYTES
 
 EPILOG = """\
 examples:
@@ -43,6 +44,18 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(_version_string())
         parser.exit()
+
+
+OUTSIDE_FLAG = "--allow-outside-weights"
+OUTSIDE_HELP = ("LAYER.json: let its 'weights' path leave the layer file's directory (an absolute path, "
+                "'..', a symbolic link out); by default the .npz must be in that directory or below it")
+
+
+def _seed(text: str) -> int:
+    # numpy takes seeds >= 0 only; ASCII digits keep int() off Unicode digits and huge strings.
+    if not (text.isascii() and text.isdigit()) or len(text) > 40:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: give a non-negative integer (ASCII digits)")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write <name>_vectors.h (an input and the reference model's output) per "
                    "kernel and dwgen_test_main.c, a main that runs every kernel of OUTDIR with test "
                    "vectors and checks it byte for byte (see firmware/ for a QEMU harness); "
-                   "dwgen_test_main.c is regenerated without --force")
+                   "dwgen_test_main.c is regenerated without --force. At most "
+                   f"{MAX_VECTOR_BYTES // 2**20} MiB of vectors (input + output, + weights with "
+                   "--weights extern) per kernel")
+    e.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     e.add_argument("--force", action="store_true", help="overwrite existing files")
     e.add_argument("--json", action="store_true", help="print a machine-readable summary")
     e.set_defaults(func=cmd_emit)
@@ -121,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where the kernels run: host (cffi, default) or an emulated Cortex-M")
     c.add_argument("--inputs", metavar="FILE.npy|FILE.npz",
                    help="model input (.npy; .npz with one array per input, in order); default: random, seeded")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    c.add_argument("--seed", type=_seed, default=0, help="seed of the random input: a non-negative integer (default 0)")
     c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
     c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
     c.set_defaults(func=cmd_check)
@@ -145,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cc-opt", default="O2", choices=("O2", "Os", "O3"), help="compiler optimization level (default O2)")
     b.add_argument("--compiler", choices=("gcc", "clang"), help="force arm-none-eabi-gcc or zig's clang")
     b.add_argument("--cmsis-nn", metavar="DIR", help="also build and measure the CMSIS-NN checkout in DIR")
+    b.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart of cycles/MAC (needs matplotlib)")
     b.set_defaults(func=cmd_bench)
@@ -169,13 +186,20 @@ def cmd_emit(args: argparse.Namespace) -> int:
     for flag in ("only", "as_written"):
         if getattr(args, flag):
             raise DwgenError(f"--{flag.replace('_', '-')} applies to .tflite models, not to LAYER.json")
-    doc = layerfile.read(src)
+    doc = layerfile.read(src, allow_outside_weights=args.allow_outside_weights)
     ql = doc.qlayer
     if args.rounding:
         ql = ql.with_rounding(args.rounding)
     if args.layout:
         ql = with_layout(ql, args.layout)
     name = _kernel_name(args, doc.name)
+    if args.test_vectors:  # refuse before generating: a layer too big for vectors may be slow to plan
+        from .testvectors import check_vector_budget
+
+        try:
+            check_vector_budget(ql, name, args.weights == "extern")
+        except DwgenError as exc:
+            raise DwgenError(f"{src}: {exc}") from None
     kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
                                       target=args.target, opt=args.opt))
     files = dict(kernel.files)
@@ -246,6 +270,14 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
         raise DwgenError("--layout applies to LAYER.json; for a model use --as-written to get the user's layout")
     _, model = _read_model(src)
     ops = parse_only(args.only, model)
+    if args.test_vectors:
+        from .testvectors import check_vector_budget
+
+        try:
+            for op in ops:
+                check_vector_budget(op.qlayer, op.c_name, args.weights == "extern")
+        except DwgenError as exc:
+            raise DwgenError(f"{src}: {exc}") from None
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
                              as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name,
                              opt=args.opt)
@@ -350,7 +382,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise DwgenError(f"{src}: the model has no depthwise layer dwgen can generate")
         cases = model_cases(src, model)
     else:
-        cases = layerfile_cases(Path(args.source))
+        cases = layerfile_cases(Path(args.source), allow_outside_weights=args.allow_outside_weights)
     if args.cmsis_nn is not None:
         from .cmsisnn import _check_dir
 

@@ -44,8 +44,11 @@ def parse_only(text: str | None, model: Model) -> list[DepthwiseOp]:
     chosen = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit():
-            raise DwgenError(f"--only {text!r}: give op indices separated by commas, e.g. --only 3,7")
+        # str.isdigit() also takes '²' and other Unicode digits int() refuses; 9 digits
+        # keep int() far from Python's digit limit and exceed any model's op count.
+        if not (part.isascii() and part.isdigit()) or len(part) > 9:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise DwgenError(f"--only {shown!r}: give op indices separated by commas, e.g. --only 3,7 (ASCII digits only)")
         idx = int(part)
         if idx not in by_index:
             known = ", ".join(str(i) for i in sorted(by_index)) or "none"

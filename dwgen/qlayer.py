@@ -34,8 +34,8 @@ def _integer_array(name: str, value: Any, lo: int, hi: int, kind: str) -> np.nda
     return arr
 
 
-def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarray:
-    """Accept the shapes users have: Keras [kh,kw,C,M] / [k,C,M], [kh,kw,C*M], TFLite [1,kh,kw,C*M]."""
+def kernel_shapes(g: Geometry) -> list[tuple[int, ...]]:
+    """The weight shapes users have: Keras [kh,kw,C,M] / [k,C,M], [kh,kw,C*M], TFLite [1,kh,kw,C*M]."""
     kh, kw, c, m = g.kernel_h, g.kernel_w, g.in_c, g.depth_multiplier
     accepted = {
         (kh, kw, c, m): None,
@@ -45,6 +45,13 @@ def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarra
     if g.rank == 1:
         accepted[(kw, c, m)] = None
         accepted[(kw, c * m)] = None
+    return list(accepted)
+
+
+def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarray:
+    """Accept any of `kernel_shapes(g)`; return [kh, kw, C*M]."""
+    kh, kw, c, m = g.kernel_h, g.kernel_w, g.in_c, g.depth_multiplier
+    accepted = kernel_shapes(g)
     if w.shape not in accepted:
         shapes = " or ".join(str(list(s)) for s in accepted)
         raise QuantizationError(
@@ -127,6 +134,8 @@ class QuantizedLayer:
     ) -> "QuantizedLayer":
         """Quantize float Keras weights the way the TFLite converter does."""
         g = layer.geometry(input_shape)
+        if not isinstance(per_channel, (bool, np.bool_)):
+            raise QuantizationError(f"per_channel={per_channel!r:.60} is not allowed: use True or False")
         k = np.asarray(kernel)
         if k.dtype.kind != "f":
             raise QuantizationError(f"kernel has dtype {k.dtype}: from_float takes float weights")
@@ -170,4 +179,4 @@ class QuantizedLayer:
         return arr
 
 
-__all__ = ["QuantizedLayer"]
+__all__ = ["QuantizedLayer", "kernel_shapes"]
