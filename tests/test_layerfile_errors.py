@@ -212,8 +212,11 @@ def test_huge_depth_multiplier(layer, capsys, dm, scales):
     doc["config"]["depth_multiplier"] = dm
     doc["quantization"]["weight_scales"] = scales  # per tensor: used to be replicated to dm * 4 channels
     _emit_fails(capsys, _save(layer, doc),
-                f"the layer has {9 * 4 * dm} weights (kernel 3x3, 4 channels x depth_multiplier {dm}): "
-                "dwgen reads at most 64 MiB of weights")
+                "the layer on input_shape=(1, 8, 8, 4) is too large for the generated C's 32-bit index "
+                "arithmetic: batch x channels x depth_multiplier x (height + vertical padding + stride + dilation) "
+                "x (width + horizontal padding + stride + dilation) = "
+                f"1 x 4 x {dm} x (8 + 2 + 1 + 1) x (8 + 2 + 1 + 1) = {4 * dm * 144}; dwgen accepts at most "
+                "2^30 = 1073741824")
 
 
 def test_huge_values_through_the_api_are_errors_too():
@@ -388,14 +391,15 @@ def test_bench_reads_layer_files_by_the_same_rule(layer, capsys):
 
 # -- CLI arguments ---------------------------------------------------------------------------
 def test_test_vectors_on_a_huge_layer(layer, capsys):
-    _mutated(layer, "input_shape", [1, 4096, 4096, 1024])
+    # Within the index-space limit (2^30), far beyond the vectors' 16 MiB.
+    _mutated(layer, "input_shape", [1, 2048, 2048, 64])
     doc = json.loads(layer.read_text())
     doc["quantization"]["weight_scales"] = 0.01
     _save(layer, doc)
-    np.savez(layer.parent / "w.npz", weights=np.ones((3, 3, 1024, 1), np.int8))
+    np.savez(layer.parent / "w.npz", weights=np.ones((3, 3, 64, 1), np.int8))
     t0 = time.perf_counter()
-    _emit_fails(capsys, layer, "--test-vectors for 'dw': the vectors would hold 32 GiB (input 1x4096x4096x1024 + "
-                               "output 1x4096x4096x1024); at most 16 MiB per kernel are written: emit this layer "
+    _emit_fails(capsys, layer, "--test-vectors for 'dw': the vectors would hold 512 MiB (input 1x2048x2048x64 + "
+                               "output 1x2048x2048x64); at most 16 MiB per kernel are written: emit this layer "
                                "without --test-vectors", "--test-vectors")
     assert time.perf_counter() - t0 < 10  # refused before planning or allocating anything
 
