@@ -201,7 +201,7 @@ class _Reader:
         self.spent += n
         if self.spent > self.limit:
             raise _Malformed(
-                f"{what} takes the decoded model past {self.limit} values ({WORK_PER_BYTE} per byte "
+                f"decoding {what} takes the model past {self.limit} values ({WORK_PER_BYTE} per byte "
                 f"of the {self.size}-byte file, plus {WORK_BASE}): its tables are shared or overlap "
                 "far beyond what a converter writes"
             )
