@@ -821,20 +821,58 @@ def _tensor(sg: int, j: int, t: _Table) -> TensorInfo:
     scale: tuple[float, ...] = ()
     zp: tuple[int, ...] = ()
     qdim = 0
+    name = t.string(3, f"{what} name") or ""
+    shape = shape or ()
     if q is not None:
         scale = q.values(2, "<f4", f"{what} scales") or ()
-        zp = q.values(3, "<i8", f"{what} zero points") or ()
+        z = q.values(3, "<i8", f"{what} zero points")
+        zp = z or ()
         qdim = q.scalar(6, _I32, 0)
+        if scale:
+            _check_quantization(f"{what} {_show(name)}", shape, scale, z, qdim)
     return TensorInfo(
         subgraph=sg, index=j,
-        name=t.string(3, f"{what} name") or "",
-        shape=shape or (),
+        name=name,
+        shape=shape,
         shape_signature=sig,
         type_code=t.scalar(1, _I8, 0),
         buffer=t.scalar(2, _U32, 0),
         scale=scale, zero_point=zp, quantized_dimension=qdim,
         sparse=t._off(6, 4) != 0,
     )
+
+
+def _check_quantization(who: str, shape: tuple, scale: tuple, zp: tuple | None, qdim: int) -> None:
+    """Refuse the quantization parameters TFLite refuses when it loads a model.
+
+    TFLite's interpreter rejects the whole model (before running anything) when a tensor
+    has scales but no zero points, a different number of each, a quantized dimension
+    outside its rank, or more than one scale but not one per index of that dimension.
+    dwgen reports the same files, so `dwgen check` never hands TFLite a model it refuses
+    and `inspect`/`emit` do not accept what no interpreter can run. Rank-0 tensors have no
+    dimension to check, as in TFLite.
+    """
+    ns = len(scale)
+    if zp is None:
+        raise _Bad(f"{who} has {ns} scales but no zero points: TFLite refuses to load quantization without zero points")
+    if len(zp) != ns:
+        raise _Bad(
+            f"{who} has {ns} scales but {len(zp)} zero points: TFLite refuses to load quantization "
+            "whose scale and zero point counts differ"
+        )
+    rank = len(shape)
+    if rank == 0:
+        return
+    if not 0 <= qdim < rank:
+        raise _Bad(
+            f"{who} is quantized along dimension {qdim} but has rank {rank}: TFLite refuses to load a "
+            f"quantized dimension outside [0, {rank})"
+        )
+    if ns != 1 and ns != shape[qdim]:
+        raise _Bad(
+            f"{who} has {ns} scales along dimension {qdim} of its shape {list(shape)}: "
+            f"TFLite loads 1 (per tensor) or {shape[qdim]} (one per index of that dimension)"
+        )
 
 
 # -- depthwise ops and the patterns around them ---------------------------------------------
@@ -1344,7 +1382,7 @@ class _Graph:
         # quantization
         in_s, in_zp = self._activation_q("input", x)
         out_s, out_zp = self._activation_q("output", y)
-        ns, nz = len(f.scale), len(f.zero_point)
+        ns = len(f.scale)
         if ns == 0:
             raise _Bad(f"{self.tname('filter', f)} is int8 without quantization parameters (scales)")
         if ns not in (1, oc):
@@ -1357,8 +1395,7 @@ class _Graph:
                 f"{self.tname('filter', f)} is quantized along dimension {f.quantized_dimension}: "
                 "per-channel depthwise weights are quantized along dimension 3"
             )
-        if nz != ns:
-            raise _Bad(f"{self.tname('filter', f)} has {ns} scales but {nz} zero points")
+        # (_check_quantization has made the zero points as many as the scales)
         bad_zp = [z for z in f.zero_point if z != 0]
         if bad_zp:
             raise _Bad(
