@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .codegen import EmitOptions, generate, sanitize_c_name
+from .codegen import EmitOptions, generate
+from .names import MAX_NAME_LENGTH, check_distinct, sanitize_c_name, unique_names
 from .errors import DwgenError
 from .qlayer import QuantizedLayer
 from .reference import depthwise_conv
@@ -158,12 +159,16 @@ def run_bench(
     from .refkernel import generate_reference
     from .targetrun import TargetBuild
 
+    # Kernels and baselines are linked into one image: their symbols must not collide.
+    check_distinct([c.name for c in cases])
+    ref_names = unique_names([f"{c.name[:MAX_NAME_LENGTH - 4].rstrip('_')}_ref" for c in cases],
+                             taken=[c.name for c in cases])
     report = BenchReport()
     total = len(cases) * len(targets)
     done = 0
     for target in targets:
         kernels = [generate(c.ql, EmitOptions(name=c.name, target=target, opt=kernel_opt)) for c in cases]
-        baselines = [generate_reference(c.ql, f"{c.name}_ref") for c in cases]
+        baselines = [generate_reference(c.ql, n) for c, n in zip(cases, ref_names)]
         build = TargetBuild([*kernels, *baselines], target, opt, compiler=compiler)
         report.toolchain[target] = build.toolchain
         cmsis = None

@@ -17,6 +17,7 @@ import numpy as np
 
 from .codegen import EmitOptions, generate
 from .errors import DwgenError, OracleUnavailable
+from .names import check_distinct
 from .tflite_model import DepthwiseOp, Model
 
 
@@ -111,6 +112,8 @@ def check_model(
     wanted = {op.input for op in ops} | {op.output for op in ops}
     tensors, interpreter = model_tensors(model_bytes, model, inputs, wanted)
     emit_target = "generic" if target == "host" else target
+    # The host build compiles every kernel into one translation unit.
+    check_distinct([op.c_name for op in ops])
     kernels = [generate(op.qlayer, EmitOptions(name=op.c_name, target=emit_target)) for op in ops]
     if target == "host":
         from .hostbuild import build

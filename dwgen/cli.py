@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
-    from .codegen import check_c_name, sanitize_c_name
+    from .names import check_c_name, sanitize_c_name
 
     if args.name is not None:
         return check_c_name(args.name)
@@ -202,12 +202,13 @@ def cmd_emit(args: argparse.Namespace) -> int:
             raise DwgenError(f"{src}: {exc}") from None
     kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
                                       target=args.target, opt=args.opt))
-    files = dict(kernel.files)
+    vectors = None
     if args.test_vectors:
-        from .testvectors import make_vectors, vector_files
+        from .testvectors import make_vectors
 
-        files.update(vector_files([make_vectors(kernel, ql)], args.output))
-    paths = _write_outputs(args.output, files, args.force)
+        vectors = [make_vectors(kernel, ql)]
+    paths = _write_outputs(args.output, dict(kernel.files), args.force, [name], vectors,
+                           hint="choose another --name or another output directory")
     g = ql.geometry
     summary = {
         "name": name,
@@ -233,17 +234,31 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_outputs(outdir: str, files: dict, force: bool) -> list:
-    """write_files, except that a dwgen_test_main.c dwgen wrote is replaced without --force:
-    it is the index of the directory's test vectors, regenerated on every --test-vectors run."""
-    from .outdir import write_files
-    from .testvectors import MAIN_FILE, is_generated_main
+def _write_outputs(outdir: str, files: dict, force: bool, names: list, vectors=None, model_index=None,
+                   hint: str = "") -> list:
+    """write_files, with what depends on OUTDIR's contents computed under its lock: no
+    collision with a kernel already there, dwgen_test_main.c listing every kernel of the
+    directory with vectors (a dwgen-written one is replaced without --force: it is the index
+    of the directory's test vectors), and a model's dwgen_kernels.h + manifest.json."""
+    from .names import check_directory
+    from .outdir import Index, write_files
+    from .testvectors import MAIN_FILE, is_generated_main, vector_files
 
-    main_c = Path(outdir) / MAIN_FILE
-    if not force and MAIN_FILE in files and is_generated_main(main_c):
-        if not any((Path(outdir) / n).exists() for n in files if n != MAIN_FILE):
-            force = True
-    return write_files(outdir, files, force=force)
+    def index(directory):
+        idx = Index()
+        if directory is not None:
+            check_directory(names, directory, hint)
+        if vectors is not None:
+            idx.files.update(vector_files(vectors, directory))
+            if directory is not None and is_generated_main(directory / MAIN_FILE):
+                idx.regenerated.add(MAIN_FILE)
+        if model_index is not None:
+            more, regenerated = model_index(directory)
+            idx.files.update(more)
+            idx.regenerated |= regenerated
+        return idx
+
+    return write_files(outdir, files, force=force, index=index)
 
 
 def _read_model(path: Path):
@@ -262,7 +277,7 @@ def _read_model(path: Path):
 
 
 def _emit_model(args: argparse.Namespace, src: Path) -> int:
-    from .model_emit import generate_model, manifest, output_files, parse_only
+    from .model_emit import generate_model, index_files, manifest, parse_only
 
     if args.name is not None:
         raise DwgenError("--name applies to LAYER.json; kernels from a model are named after their tensors")
@@ -281,16 +296,20 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
                              as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name,
                              opt=args.opt)
-    files = output_files(kernels, src.name, args.target)
+    files = {}
+    for mk in kernels:
+        files.update(mk.kernel.files)
+    vectors = None
     if args.test_vectors:
-        from .testvectors import make_vectors, model_input, vector_files
+        from .testvectors import make_vectors, model_input
 
         vectors = []
         for mk in kernels:
             x, source = model_input(model, mk.op, mk.as_written, mk.qlayer)
             vectors.append(make_vectors(mk.kernel, mk.qlayer, x, source))
-        files.update(vector_files(vectors, args.output))
-    paths = _write_outputs(args.output, files, args.force)
+    paths = _write_outputs(args.output, files, args.force, [mk.kernel.name for mk in kernels], vectors,
+                           model_index=lambda d: index_files(kernels, src.name, args.target, d),
+                           hint="emit this model into another directory")
     if args.json:
         summary = manifest(kernels, src.name, args.target)
         summary["files"] = [str(p) for p in paths]

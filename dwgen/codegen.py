@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,8 @@ import jinja2
 from . import __version__
 from .errors import DwgenError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
+# Kernel names are decided in names.py; check_c_name / sanitize_c_name stay importable from here.
+from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
 from .dsp_plan import DSP_TARGETS, dsp_context, make_dsp_plan
 from .plan import Plan, make_plan
 from .qlayer import QuantizedLayer
@@ -29,40 +30,6 @@ OPT_MODES = ("speed", "size")
 TARGETS = ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
            "cortex-m55")
 LAYOUTS = {"nhwc": CHANNELS_LAST, "nchw": CHANNELS_FIRST}
-
-_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if "
-    "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while _Bool _Complex _Imaginary main".split()
-)
-MAX_NAME_LENGTH = 48
-
-
-def check_c_name(name: str) -> str:
-    """A kernel name must be a plain C identifier; anything else is refused, never rewritten."""
-    if not isinstance(name, str) or not _C_IDENTIFIER.match(name):
-        raise DwgenError(
-            f"name {name!r} is not a C identifier: use letters, digits and '_', not starting with a digit"
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise DwgenError(f"name {name!r} is too long: at most {MAX_NAME_LENGTH} characters")
-    if name in _C_KEYWORDS or name.startswith("__"):
-        raise DwgenError(f"name {name!r} is reserved in C: choose another kernel name")
-    return name
-
-
-def sanitize_c_name(raw: str, fallback: str = "dw") -> str:
-    """Turn an arbitrary string (a tensor name from a model file) into a safe C identifier."""
-    s = re.sub(r"[^A-Za-z0-9]+", "_", raw.encode("ascii", "ignore").decode()).strip("_").lower()
-    s = re.sub(r"_+", "_", s)[:MAX_NAME_LENGTH - 8].strip("_")
-    if not s:
-        s = fallback
-    if s[0].isdigit():
-        s = f"{fallback}_{s}"
-    if s in _C_KEYWORDS:
-        s = f"{s}_{fallback}"
-    return s
 
 
 @lru_cache(maxsize=1)
@@ -308,4 +275,4 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
     return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts, dsp=dsp)
 
 
-__all__ = ["EmitOptions", "GeneratedKernel", "check_c_name", "generate", "sanitize_c_name", "with_layout"]
+__all__ = ["MAX_NAME_LENGTH", "EmitOptions", "GeneratedKernel", "check_c_name", "generate", "sanitize_c_name", "with_layout"]

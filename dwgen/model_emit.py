@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from . import __version__
 from .codegen import EmitOptions, GeneratedKernel, generate
 from .errors import DwgenError
+from .names import check_distinct, name_problem
 from .tflite_model import DepthwiseOp, Model, c_comment_text
 
 UMBRELLA = "dwgen_kernels.h"
@@ -68,6 +70,8 @@ def generate_model(
     model_name: str = "model",
     opt: str = "speed",
 ) -> list[ModelKernel]:
+    # c_name is unique per model (dwgen.names); ops of two models mixed by an API caller are not.
+    check_distinct([op.c_name for op in ops])
     out = []
     for op in ops:
         ql = op.user_qlayer if as_written else op.qlayer
@@ -82,6 +86,10 @@ def generate_model(
 
 
 def umbrella_header(kernels: Sequence[ModelKernel], model_name: str) -> str:
+    return _umbrella([{"name": mk.kernel.name, "op_index": mk.op.index} for mk in kernels], model_name)
+
+
+def _umbrella(entries: Sequence[dict], model_name: str) -> str:
     lines = [
         "/*",
         f" * {UMBRELLA} - every depthwise kernel dwgen {__version__} generated for",
@@ -91,9 +99,9 @@ def umbrella_header(kernels: Sequence[ModelKernel], model_name: str) -> str:
         "#define DWGEN_KERNELS_H",
         "",
     ]
-    for mk in kernels:
-        lines.append(f'#include "{mk.kernel.name}.h" /* op {mk.op.index} */')
-    lines += ["", f"#define DWGEN_KERNEL_COUNT {len(kernels)}", "", "#endif /* DWGEN_KERNELS_H */", ""]
+    for e in entries:
+        lines.append(f'#include "{e["name"]}.h" /* op {e["op_index"]} */')
+    lines += ["", f"#define DWGEN_KERNEL_COUNT {len(entries)}", "", "#endif /* DWGEN_KERNELS_H */", ""]
     return "\n".join(lines)
 
 
@@ -128,9 +136,71 @@ def output_files(kernels: Sequence[ModelKernel], model_name: str, target: str) -
     files: dict[str, str] = {}
     for mk in kernels:
         files.update(mk.kernel.files)
-    files[UMBRELLA] = umbrella_header(kernels, model_name)
-    files[MANIFEST] = json.dumps(manifest(kernels, model_name, target), indent=2, ensure_ascii=True) + "\n"
+    files.update(index_files(kernels, model_name, target)[0])
     return files
 
 
-__all__ = ["MANIFEST", "UMBRELLA", "ModelKernel", "generate_model", "manifest", "output_files", "parse_only"]
+#: A manifest.json larger than this is not one dwgen wrote: it is not merged.
+MANIFEST_MAX_BYTES = 8 << 20
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest dwgen wrote at `path`, or None (missing, unreadable, foreign, malformed)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MANIFEST_MAX_BYTES + 1)
+        if len(data) > MANIFEST_MAX_BYTES:
+            return None
+        doc = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(doc, dict) and isinstance(doc.get("kernels"), list)
+            and all(isinstance(doc.get(k), str) for k in ("model", "dwgen_version", "target"))):
+        return None
+    for e in doc["kernels"]:
+        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and name_problem(e["name"]) is None
+                and all(isinstance(e.get(k), int) and not isinstance(e.get(k), bool) for k in ("subgraph", "op_index"))
+                and isinstance(e.get("files"), list) and e["files"]
+                and all(isinstance(f, str) and Path(f).name == f and f not in ("", ".", "..") for f in e["files"])):
+            return None
+    return doc
+
+
+def _is_generated_umbrella(path: Path) -> bool:
+    head = f"/*\n * {UMBRELLA} - every depthwise kernel dwgen ".encode()
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(head)) == head
+    except OSError:
+        return False
+
+
+def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
+                directory: Path | None = None) -> tuple[dict[str, str], set[str]]:
+    """`dwgen_kernels.h` and `manifest.json`, and which of them may replace existing files.
+
+    They index every kernel of the model in `directory`: when it already holds a manifest
+    dwgen wrote for the same model file name, target and dwgen version, its entries for
+    kernels still present there (and not emitted again now) are kept, so emits of different
+    ops of one model into one directory add up (also when they run concurrently: the caller
+    computes this under the directory's lock). Any other manifest is replaced only with --force.
+    """
+    doc = manifest(kernels, model_name, target)
+    regenerated: set[str] = set()
+    old = _read_manifest(directory / MANIFEST) if directory is not None else None
+    if old is not None and (old["model"], old["target"], old["dwgen_version"]) == (model_name, target, __version__):
+        new = {e["name"] for e in doc["kernels"]}
+        kept = [e for e in old["kernels"]
+                if e["name"] not in new and all((directory / f).is_file() for f in e["files"])]
+        doc["kernels"] = sorted(kept + doc["kernels"], key=lambda e: (e["subgraph"], e["op_index"], e["name"]))
+        regenerated.add(MANIFEST)
+        if _is_generated_umbrella(directory / UMBRELLA):
+            regenerated.add(UMBRELLA)
+    files = {
+        UMBRELLA: _umbrella(doc["kernels"], model_name),
+        MANIFEST: json.dumps(doc, indent=2, ensure_ascii=True) + "\n",
+    }
+    return files, regenerated
+
+
+__all__ = ["MANIFEST", "UMBRELLA", "ModelKernel", "generate_model", "index_files", "manifest", "output_files", "parse_only"]

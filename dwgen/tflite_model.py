@@ -62,6 +62,7 @@ import numpy as np
 
 from .errors import DwgenError, LayerSizeError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
+from .names import avoid_reserved, name_problem, unique_names
 from .qlayer import QuantizedLayer
 from .quant import EffectiveScaleError, Quantization
 
@@ -201,7 +202,7 @@ class _Reader:
         self.spent += n
         if self.spent > self.limit:
             raise _Malformed(
-                f"{what} takes the decoded model past {self.limit} values ({WORK_PER_BYTE} per byte "
+                f"decoding {what} takes the model past {self.limit} values ({WORK_PER_BYTE} per byte "
                 f"of the {self.size}-byte file, plus {WORK_BASE}): its tables are shared or overlap "
                 "far beyond what a converter writes"
             )
@@ -821,20 +822,58 @@ def _tensor(sg: int, j: int, t: _Table) -> TensorInfo:
     scale: tuple[float, ...] = ()
     zp: tuple[int, ...] = ()
     qdim = 0
+    name = t.string(3, f"{what} name") or ""
+    shape = shape or ()
     if q is not None:
         scale = q.values(2, "<f4", f"{what} scales") or ()
-        zp = q.values(3, "<i8", f"{what} zero points") or ()
+        z = q.values(3, "<i8", f"{what} zero points")
+        zp = z or ()
         qdim = q.scalar(6, _I32, 0)
+        if scale:
+            _check_quantization(f"{what} {_show(name)}", shape, scale, z, qdim)
     return TensorInfo(
         subgraph=sg, index=j,
-        name=t.string(3, f"{what} name") or "",
-        shape=shape or (),
+        name=name,
+        shape=shape,
         shape_signature=sig,
         type_code=t.scalar(1, _I8, 0),
         buffer=t.scalar(2, _U32, 0),
         scale=scale, zero_point=zp, quantized_dimension=qdim,
         sparse=t._off(6, 4) != 0,
     )
+
+
+def _check_quantization(who: str, shape: tuple, scale: tuple, zp: tuple | None, qdim: int) -> None:
+    """Refuse the quantization parameters TFLite refuses when it loads a model.
+
+    TFLite's interpreter rejects the whole model (before running anything) when a tensor
+    has scales but no zero points, a different number of each, a quantized dimension
+    outside its rank, or more than one scale but not one per index of that dimension.
+    dwgen reports the same files, so `dwgen check` never hands TFLite a model it refuses
+    and `inspect`/`emit` do not accept what no interpreter can run. Rank-0 tensors have no
+    dimension to check, as in TFLite.
+    """
+    ns = len(scale)
+    if zp is None:
+        raise _Bad(f"{who} has {ns} scales but no zero points: TFLite refuses to load quantization without zero points")
+    if len(zp) != ns:
+        raise _Bad(
+            f"{who} has {ns} scales but {len(zp)} zero points: TFLite refuses to load quantization "
+            "whose scale and zero point counts differ"
+        )
+    rank = len(shape)
+    if rank == 0:
+        return
+    if not 0 <= qdim < rank:
+        raise _Bad(
+            f"{who} is quantized along dimension {qdim} but has rank {rank}: TFLite refuses to load a "
+            f"quantized dimension outside [0, {rank})"
+        )
+    if ns != 1 and ns != shape[qdim]:
+        raise _Bad(
+            f"{who} has {ns} scales along dimension {qdim} of its shape {list(shape)}: "
+            f"TFLite loads 1 (per tensor) or {shape[qdim]} (one per index of that dimension)"
+        )
 
 
 # -- depthwise ops and the patterns around them ---------------------------------------------
@@ -1346,7 +1385,7 @@ class _Graph:
         # quantization
         in_s, in_zp = self._activation_q("input", x)
         out_s, out_zp = self._activation_q("output", y)
-        ns, nz = len(f.scale), len(f.zero_point)
+        ns = len(f.scale)
         if ns == 0:
             raise _Bad(f"{self.tname('filter', f)} is int8 without quantization parameters (scales)")
         if ns not in (1, oc):
@@ -1359,8 +1398,7 @@ class _Graph:
                 f"{self.tname('filter', f)} is quantized along dimension {f.quantized_dimension}: "
                 "per-channel depthwise weights are quantized along dimension 3"
             )
-        if nz != ns:
-            raise _Bad(f"{self.tname('filter', f)} has {ns} scales but {nz} zero points")
+        # (_check_quantization has made the zero points as many as the scales)
         bad_zp = [z for z in f.zero_point if z != 0]
         if bad_zp:
             raise _Bad(
@@ -1484,12 +1522,6 @@ class _Graph:
 
 
 # -- C names ------------------------------------------------------------------------------------
-_C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if "
-    "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while bool true false alignas alignof asm nullptr "
-    "static_assert thread_local typeof constexpr main".split()
-)
 _GENERIC_PARTS = frozenset(
     "depthwise biasadd relu relu6 relu_n1_to_1 conv2d squeeze expanddims reshape transpose add "
     "readvariableop batchnorm mul mul_1 add_1 batchtospacend spacetobatchnd activation bias "
@@ -1507,7 +1539,8 @@ def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> st
     is not a generic op name ("depthwise", "BiasAdd", "Relu6", ...), folds it to
     lowercase ASCII letters, digits and '_' and bounds its length; `fallback` when
     nothing meaningful is left (e.g. "StatefulPartitionedCall_1:0", the name a model
-    output gets). Never a C keyword, never starts with a digit or '_'.
+    output gets). Never starts with a digit or '_', and a name `dwgen.names` refuses (a
+    keyword, a C library name, a dwgen or CMSIS prefix) is renamed the way it says.
     """
     seg = name.split(";")[0]
     parts = [p for p in re.split(r"[/:]", seg) if p]
@@ -1523,14 +1556,11 @@ def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> st
     if s[0].isdigit():
         s = "t_" + s
     s = s[:limit].rstrip("_")
-    if s in _C_KEYWORDS:
-        s = s + "_op"
-    return s
+    return avoid_reserved(s, limit)
 
 
 def _assign_c_names(ops: list[DepthwiseOp]) -> list[DepthwiseOp]:
-    used: set[str] = set()
-    out = []
+    bases = []
     for op in ops:
         fallback = f"dw_op{op.index}" if op.subgraph == 0 else f"dw_sg{op.subgraph}_op{op.index}"
         # The output tensor names the layer; a model output is named after the serving
@@ -1538,22 +1568,19 @@ def _assign_c_names(ops: list[DepthwiseOp]) -> list[DepthwiseOp]:
         base = c_identifier(op.output_name, "")
         if not base:
             base = c_identifier(op.filter_name, fallback)
-        name, k = base, 2
-        while name in used:
-            suffix = f"_{k}"
-            name = base[: C_NAME_MAX - len(suffix)].rstrip("_") + suffix
-            k += 1
-        used.add(name)
-        out.append(dataclasses.replace(op, c_name=name))
-    return out
+        bases.append(base)
+    # Unique over every depthwise op of the model (not just an --only selection), so a
+    # kernel's name never depends on which others are emitted with it.
+    names = unique_names(bases, limit=C_NAME_MAX)
+    return [dataclasses.replace(op, c_name=name) for op, name in zip(ops, names)]
 
 
 _C_IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 def is_c_identifier(s: str) -> bool:
-    """True for what `c_name` promises: lowercase ASCII, not a keyword, bounded length."""
-    return bool(_C_IDENT.match(s)) and len(s) <= C_NAME_MAX and s not in _C_KEYWORDS
+    """True for what `c_name` promises: lowercase ASCII, bounded, a name dwgen.names accepts."""
+    return bool(_C_IDENT.match(s)) and len(s) <= C_NAME_MAX and name_problem(s) is None
 
 
 __all__ = [

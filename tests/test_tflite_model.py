@@ -623,22 +623,23 @@ T_OUT = "output tensor 3 'model/dw_layer/Relu6;model/dw_layer/BiasAdd'"
     (lambda s: s["tensors"][3].update(shape=[1, 4, 4, 8]),
      f"op 0 (DEPTHWISE_CONV_2D): {T_OUT} has shape [1, 4, 4, 8] but the options give [1, 6, 6, 8] "
      "(3x3 kernel, stride 1x1, dilation 1x1, SAME padding on a 6x6x4 input)"),
-    (lambda s: s["tensors"][1].update(shape=[2, 3, 3, 4], data=np.zeros(72)),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has shape [2, 3, 3, 4]: a depthwise "
+    (lambda s: s["tensors"][1].update(shape=[2, 3, 3, 8], data=np.zeros(144)),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has shape [2, 3, 3, 8]: a depthwise "
      "filter is [1, kh, kw, C*M]"),
     (lambda s: s["tensors"][1].update(shape=[1, 3, 3, 6], data=np.zeros(54), scale=[0.01], zero_point=[0]),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 6 output channels, not a multiple "
      "of the input's 4 channels"),
-    (lambda s: s["tensors"][2].update(shape=[7], data=np.zeros(7)),
+    (lambda s: s["tensors"][2].update(shape=[7], data=np.zeros(7), scale=[1e-4] * 7, zero_point=[0] * 7),
      "op 0 (DEPTHWISE_CONV_2D): bias tensor 2 'dw/bias' has 7 elements: it needs 8 (one per output channel)"),
     (lambda s: s["tensors"][1].update(zero_point=[0] * 7 + [3]),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has weight zero point 3: int8 weights "
      "are symmetric, every weight zero point must be 0"),
-    (lambda s: s["tensors"][1].update(qdim=0),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is quantized along dimension 0: "
+    # a 3x8 kernel: 8 scales along the kernel's width load in TFLite, but are not per channel
+    (lambda s: s["tensors"][1].update(shape=[1, 3, 8, 8], data=np.zeros(192), qdim=2),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is quantized along dimension 2: "
      "per-channel depthwise weights are quantized along dimension 3"),
-    (lambda s: s["tensors"][1].update(scale=[0.01] * 5, zero_point=[0] * 5),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 5 scales: it needs 1 (per tensor) "
+    (lambda s: s["tensors"][1].update(scale=[0.01] * 3, zero_point=[0] * 3, qdim=1),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 3 scales: it needs 1 (per tensor) "
      "or 8 (one per output channel)"),
     (lambda s: s["tensors"][1].update(quant=False),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is int8 without quantization parameters (scales)"),
@@ -687,6 +688,52 @@ T_OUT = "output tensor 3 'model/dw_layer/Relu6;model/dw_layer/BiasAdd'"
 ])
 def test_bad_ops(change, message):
     assert bad(change) == message
+
+
+# What TFLite's interpreter refuses to load, for any tensor (used by the op or not).
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["tensors"][2].update(scale=[1e-4] * 7),
+     "tensor 2 'dw/bias' has 7 scales but 8 zero points: TFLite refuses to load quantization whose "
+     "scale and zero point counts differ"),
+    (lambda s: s["tensors"][0].update(zero_point=[0, 0]),
+     "tensor 0 'input' has 1 scales but 2 zero points: TFLite refuses to load quantization whose "
+     "scale and zero point counts differ"),
+    (lambda s: s["tensors"][2].update(zero_point=None),
+     "tensor 2 'dw/bias' has 8 scales but no zero points: TFLite refuses to load quantization "
+     "without zero points"),
+    (lambda s: s["tensors"][1].update(qdim=7),
+     "tensor 1 'dw/filter' is quantized along dimension 7 but has rank 4: TFLite refuses to load a "
+     "quantized dimension outside [0, 4)"),
+    (lambda s: s["tensors"][2].update(scale=[1e-4], zero_point=[0], qdim=-1),
+     "tensor 2 'dw/bias' is quantized along dimension -1 but has rank 1: TFLite refuses to load a "
+     "quantized dimension outside [0, 1)"),
+    (lambda s: s["tensors"][1].update(scale=[0.01] * 5, zero_point=[0] * 5),
+     "tensor 1 'dw/filter' has 5 scales along dimension 3 of its shape [1, 3, 3, 8]: TFLite loads "
+     "1 (per tensor) or 8 (one per index of that dimension)"),
+    (lambda s: s["tensors"][1].update(qdim=0),
+     "tensor 1 'dw/filter' has 8 scales along dimension 0 of its shape [1, 3, 3, 8]: TFLite loads "
+     "1 (per tensor) or 1 (one per index of that dimension)"),
+    (lambda s: s["tensors"].append(_tensor("unused", [2, 3], "int8", scale=[0.1] * 2, zero_point=[0] * 2, qdim=1)),
+     "tensor 4 'unused' has 2 scales along dimension 1 of its shape [2, 3]: TFLite loads 1 (per "
+     "tensor) or 3 (one per index of that dimension)"),
+])
+def test_quantization_tflite_refuses(change, message):
+    assert bad(change) == message
+    spec = dw_spec()
+    change(spec)
+    with pytest.raises(ValueError, match="invalid quantization parameters"):  # and so does TFLite
+        _interpreter(build(spec))
+
+
+def test_quantization_tflite_loads_is_read():
+    """The edges TFLite accepts stay accepted: rank-0 tensors, zero points without scales."""
+    spec = dw_spec()
+    spec["tensors"].append(_tensor("scalar", [], "int8", scale=[0.5] * 2, zero_point=[0] * 2, qdim=3))
+    spec["tensors"].append(_tensor("zp_only", [3], "int8", scale=[], zero_point=[0, 0, 0]))
+    spec["tensors"].append(_tensor("per_axis", [2, 3], "int8", scale=[0.5] * 3, zero_point=[0] * 3, qdim=1))
+    m = read_model(build(spec))
+    assert [t.scale for t in m.subgraphs[0].tensors[4:]] == [(0.5, 0.5), (), (0.5, 0.5, 0.5)]
+    _interpreter(build(spec))  # TFLite loads it too
 
 
 def test_absurd_sizes():
@@ -761,7 +808,7 @@ def test_c_identifier_rules():
     assert c_identifier("StatefulPartitionedCall_1:0", "dw_op3") == "dw_op3"
     assert c_identifier("卷积", "dw_op0") == "dw_op0"
     assert c_identifier("3x3") == "t_3x3"
-    assert c_identifier("while") == "while_op"
+    assert c_identifier("while") == "while_dw"
     assert c_identifier("Ünïcödé Läyer!") == "unicode_layer"
     assert len(c_identifier("x" * 500)) == C_NAME_MAX
 
