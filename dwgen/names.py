@@ -312,14 +312,24 @@ def unique_names(bases: Sequence[str], taken: Iterable[str] = (), limit: int = M
     space = _Space()
     for t in taken:
         space.add(t)
-    out = []
+    out: list[str] = []
+    chosen: set[str] = set()
+    # The next suffix to try per base: the space only grows, so a suffix refused once stays
+    # refused, and resuming there gives the same names as counting from 2 each time without
+    # the quadratic cost when a model's 1024 ops all share one base name.
+    next_k: dict[str, int] = {}
     for base in bases:
-        name, k = base, 2
-        while space.clash(name) is not None or name_problem(name) is not None or name in out:
+        name, k = base, next_k.get(base, 2)
+        if k > 2:
+            suffix = f"_{k - 1}"
+            name = base[: limit - len(suffix)].rstrip("_") + suffix
+        while name in chosen or space.clash(name) is not None or name_problem(name) is not None:
             suffix = f"_{k}"
             name = base[: limit - len(suffix)].rstrip("_") + suffix
             k += 1
+        next_k[base] = k
         space.add(name)
+        chosen.add(name)
         out.append(name)
     return out
 

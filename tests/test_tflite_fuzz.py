@@ -197,7 +197,8 @@ def _shared(size: int, what: str) -> bytes:
         t0["shape"] = [1] * n
         return w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], tensor_refs=[0] * n)
     if what == "scales":  # ... with long quantization vectors
-        t0.update(scale=[0.05] * (n // 3), zero_point=[0] * (n // 3))
+        # (as many scales as the quantized dimension holds, so the count itself is valid)
+        t0.update(shape=[n // 3, 6, 6, 4], scale=[0.05] * (n // 3), zero_point=[0] * (n // 3))
         return w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], tensor_refs=[0] * n)
     if what == "name":  # ... with a long name
         t0["name"] = "x" * (size // 2)
