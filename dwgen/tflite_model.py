@@ -344,6 +344,12 @@ class TensorInfo:
         return _TENSOR_TYPES.get(self.type_code, f"type{self.type_code}")
 
     @property
+    def numpy_dtype(self) -> np.dtype | None:
+        """The numpy dtype of the tensor's elements (None for int4, string, resource, ...)."""
+        code = _NUMPY_DTYPES.get(self.dtype)
+        return None if code is None else np.dtype(code)
+
+    @property
     def quantized(self) -> bool:
         return len(self.scale) > 0
 
