@@ -58,6 +58,16 @@ def _seed(text: str) -> int:
     return int(text)
 
 
+# check and bench: 0 / 1 mismatch / 2 rejected, dwgen.check.EXIT_* (main() maps DwgenError to 2)
+_EXIT_STATUS = (
+    "exit status:\n"
+    "  0  every layer bit-exact\n"
+    "  1  mismatch found: a kernel's output differs from the reference it is checked against\n"
+    "  2  input rejected: a model, layer or input file dwgen or TFLite refuses, a bad argument or a\n"
+    "     missing tool; one line 'dwgen: error: ...' on stderr, nothing compared"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dwgen",
@@ -127,16 +137,20 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "check",
         help="prove every depthwise layer of a model bit-exact against TFLite",
-        description="Run MODEL.tflite once under TFLite's reference kernels keeping every tensor, then "
-        "for each depthwise op generate its kernel, run it on the op's real input (on the host, or "
-        "cross-compiled on an emulated Cortex-M) and compare with the op's real output byte for byte. "
-        "TFLite Micro, when installed, runs each op as a second reference. Exit status 1 on any mismatch.",
+        description="Run MODEL.tflite once under TFLite's reference kernels keeping every tensor, then\n"
+        "for each depthwise op generate its kernel, run it on the op's real input (on the host, or\n"
+        "cross-compiled on an emulated Cortex-M) and compare with the op's real output byte for byte.\n"
+        "TFLite Micro, when installed, runs each op as a second reference.",
+        epilog=_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("model", metavar="MODEL.tflite")
     c.add_argument("--target", choices=("host",) + TARGETS[1:], default="host",
                    help="where the kernels run: host (cffi, default) or an emulated Cortex-M")
     c.add_argument("--inputs", metavar="FILE.npy|FILE.npz",
-                   help="model input (.npy; .npz with one array per input, in order); default: random, seeded")
+                   help="model input (.npy; .npz with one array per input, in order), each of its input's dtype "
+                   "and shape, at most 64 MiB an array (headers are checked before any data is read); "
+                   "default: random, seeded")
     c.add_argument("--seed", type=_seed, default=0, help="seed of the random input: a non-negative integer (default 0)")
     c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
     c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
@@ -150,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         "and estimate cycles with the Cortex-M4 timing table. With --cmsis-nn DIR, the CMSIS-NN checkout in "
         "DIR is built and measured the same way.",
         epilog="examples:\n  dwgen bench --suite mlperf-tiny\n  dwgen bench model.tflite --target cortex-m4,cortex-m3 --json\n"
-        "  dwgen bench --suite mlperf-tiny --cmsis-nn ~/src/CMSIS-NN --plot bench.png",
+        "  dwgen bench --suite mlperf-tiny --cmsis-nn ~/src/CMSIS-NN --plot bench.png\n\n" + _EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("source", nargs="?", metavar="LAYER.json|MODEL.tflite", help="what to measure (or use --suite)")
@@ -344,42 +358,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_inputs(path: str | None, model, seed: int):
-    import numpy as np
-
-    if path is None:
-        return model.random_inputs(seed)
-    p = Path(path)
-    try:
-        with open(p, "rb"):
-            pass
-        loaded = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise DwgenError(f"{p}: no such file") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise DwgenError(f"{p}: cannot read it as .npy/.npz ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        return [loaded]
-    with loaded:
-        return [loaded[k] for k in loaded.files]
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_model, progress_bar
+    from .check import EXIT_MISMATCH, EXIT_OK, check_model, load_inputs, progress_bar
     from .model_emit import parse_only
     from .report import check_table
 
     src = Path(args.model)
     data, model = _read_model(src)
     ops = parse_only(args.only, model)
-    inputs = _load_inputs(args.inputs, model, args.seed)
+    # header-first: an .npy claiming 10^13 elements is refused before anything is read
+    inputs = model.random_inputs(args.seed) if args.inputs is None else load_inputs(args.inputs, model)
     progress = None if args.json else progress_bar()
     report = check_model(data, model, src.name, ops, inputs, target=args.target, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(check_table(report))
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_MISMATCH
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

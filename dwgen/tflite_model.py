@@ -8,7 +8,9 @@ the reason (int16x8, int4 weights, uint8, float, hybrid, dynamic filter, ...).
 The file is untrusted input. It is parsed by a small bounds-checked flatbuffer reader
 (field numbers from the TFLite schema, `tflite/schema/schema.fbs`): every table,
 vtable, vector, string and buffer is checked to lie inside the file before it is read,
-vector lengths are bounded by the bytes that remain, tensor sizes are capped, and any
+vector lengths are bounded by the bytes that remain, tensor sizes are capped, work and
+memory are bounded by the file's size (shared vectors are decoded once, and all decoded
+values, counted at every use, fit a budget of WORK_PER_BYTE per byte), and any
 failure becomes a one-line `dwgen.errors.ModelError` naming the problem (and the op
 index when there is one). Names stay raw data (`DepthwiseOp.output_name`); code gets
 `DepthwiseOp.c_name`, a sanitized unique C identifier, and comments get
@@ -273,14 +275,6 @@ class _Table:
             )
         return start, n
 
-    def array(self, fid: int, dtype: str, what: str) -> np.ndarray | None:
-        dt = np.dtype(dtype)
-        v = self.vector(fid, dt.itemsize, what)
-        if v is None:
-            return None
-        start, n = v
-        return np.frombuffer(self.r.data, dtype=dt, count=n, offset=start)
-
     def values(self, fid: int, dtype: str, what: str) -> tuple | None:
         """A vector of numbers as a tuple of Python ints/floats, decoded once per offset."""
         dt = np.dtype(dtype)
@@ -343,6 +337,12 @@ class TensorInfo:
     def dtype(self) -> str:
         """"int8", "int16", "float32", "int4", ... (or "type<N>" for unknown codes)."""
         return _TENSOR_TYPES.get(self.type_code, f"type{self.type_code}")
+
+    @property
+    def numpy_dtype(self) -> np.dtype | None:
+        """The numpy dtype of the tensor's elements (None for int4, string, resource, ...)."""
+        code = _NUMPY_DTYPES.get(self.dtype)
+        return None if code is None else np.dtype(code)
 
     @property
     def quantized(self) -> bool:

@@ -196,9 +196,8 @@ def _shared(size: int, what: str) -> bytes:
     if what == "shape":  # every tensor of the subgraph is one table with a long shape
         t0["shape"] = [1] * n
         return w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], tensor_refs=[0] * n)
-    if what == "scales":  # ... with long quantization vectors
-        # (as many scales as the quantized dimension holds, so the count itself is valid)
-        t0.update(shape=[n // 3, 6, 6, 4], scale=[0.05] * (n // 3), zero_point=[0] * (n // 3))
+    if what == "scales":  # ... with long quantization vectors (per axis, as TFLite loads them)
+        t0.update(shape=[n // 3], scale=[0.05] * (n // 3), zero_point=[0] * (n // 3), qdim=0)
         return w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], tensor_refs=[0] * n)
     if what == "name":  # ... with a long name
         t0["name"] = "x" * (size // 2)
