@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import LayerError, LayerSizeError
+from .errors import LayerError, LayerSizeError, show_value
 
 #: Fused activations an int8 kernel can apply (as a clamp), by dwgen's name.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -44,14 +44,7 @@ _TRAINING_ONLY_KEYS = frozenset(
 )
 
 
-def _show(value: Any, limit: int = 100) -> str:
-    """`repr(value)` for an error message, kept short: messages are one line, and a
-    layer file may put a long list (or, through the API, a huge integer) anywhere."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int past Python's digit limit, a deep nest
-        return f"<a {type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_show = show_value
 
 
 def _is_positive_int(value: Any) -> bool:

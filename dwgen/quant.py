@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import QuantizationError
+from .errors import QuantizationError, show_value
 
 ROUNDING_MODES = ("double", "single")
 INT8_MIN, INT8_MAX = -128, 127
@@ -36,11 +36,7 @@ MAX_CHANNELS = 64 * 2**20
 
 
 def _show(value: object, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int past Python's digit limit, a deep nest
-        return f"<a {type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return show_value(value, limit)
 
 
 def _is_int(value: object) -> bool:
