@@ -42,14 +42,14 @@ BASE = {
 }
 
 
-def _npy_header(shape, descr="|i1") -> bytes:
+def npy_header(shape, descr="|i1") -> bytes:
     d = repr({"descr": descr, "fortran_order": False, "shape": tuple(shape)}).encode("latin-1")
     pad = 64 - (10 + len(d) + 1) % 64
     d += b" " * pad + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d
 
 
-def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> None:
+def write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> None:
     """A zip from raw members: (name, deflated data, crc, uncompressed size, method)."""
     out, central = bytearray(), bytearray()
     for name, data, crc, usize, method in members:
@@ -62,14 +62,14 @@ def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> N
     path.write_bytes(bytes(out + central + eocd))
 
 
-def _zip_bomb(path: Path, shape, inflated: int) -> None:
+def zip_bomb(path: Path, shape, inflated: int) -> None:
     """`weights.npy` with header `shape` (int8) and `inflated` zero bytes behind it, deflated.
 
     Built without compressing a GiB: after a full flush the compressor restarts, so each
     1 MiB block of zeros deflates to the same bytes, which are repeated.
     """
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    hdr = _npy_header(shape)
+    hdr = npy_header(shape)
     chunk = bytes(2**20)
     head = c.compress(hdr) + c.flush(zlib.Z_FULL_FLUSH)
     piece = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
@@ -79,7 +79,7 @@ def _zip_bomb(path: Path, shape, inflated: int) -> None:
     for _ in range(n):
         crc = zlib.crc32(chunk, crc)
     data = head + piece * n + c.flush(zlib.Z_FINISH)
-    _write_zip(path, [("weights.npy", data, crc, len(hdr) + n * len(chunk), 8)])
+    write_zip(path, [("weights.npy", data, crc, len(hdr) + n * len(chunk), 8)])
 
 
 @pytest.fixture
@@ -263,22 +263,22 @@ def test_npy_named_npz(layer, capsys):
 
 
 def test_npz_header_claiming_10_to_the_13_elements(layer, capsys):
-    hdr = _npy_header((10**13,))  # the archive holds only the header: the claim alone must be refused
-    _write_zip(layer.parent / "w.npz", [("weights.npy", hdr, zlib.crc32(hdr), len(hdr), 0)])
+    hdr = npy_header((10**13,))  # the archive holds only the header: the claim alone must be refused
+    write_zip(layer.parent / "w.npz", [("weights.npy", hdr, zlib.crc32(hdr), len(hdr), 0)])
     _emit_fails(capsys, layer, "w.npz: array 'weights' has shape [10000000000000]: it must be [3, 3, 4, 1] or "
                                "[3, 3, 4] or [1, 3, 3, 4]")
-    hdr_big = _npy_header((1, 1, 9 * 2**20, 1), "<f8")  # the right shape, but 72 MiB as float64
+    hdr_big = npy_header((1, 1, 9 * 2**20, 1), "<f8")  # the right shape, but 72 MiB as float64
     layer.write_text(json.dumps(BASE | {"config": {"kernel_size": 1}, "input_shape": [1, 1, 1, 9 * 2**20],
                                         "quantization": {"input_scale": 0.02, "input_zero_point": 0,
                                                          "output_scale": 0.05, "output_zero_point": 0}}))
-    _write_zip(layer.parent / "w.npz", [("weights.npy", hdr_big, zlib.crc32(hdr_big), len(hdr_big), 0)])
+    write_zip(layer.parent / "w.npz", [("weights.npy", hdr_big, zlib.crc32(hdr_big), len(hdr_big), 0)])
     _emit_fails(capsys, layer, "w.npz: array 'weights' holds 72 MiB (shape [1, 1, 9437184, 1], float64): "
                                "dwgen reads at most 64 MiB per array")
 
 
 def test_zip_bomb_is_refused_before_it_is_inflated(layer, capsys):
     bomb = layer.parent / "w.npz"
-    _zip_bomb(bomb, (1024, 1024, 1024), 2**30)
+    zip_bomb(bomb, (1024, 1024, 1024), 2**30)
     assert bomb.stat().st_size < 2 * 2**20  # ~1 MB on disk ...
     with zipfile.ZipFile(bomb) as z:  # ... a valid archive of 1 GiB
         assert z.getinfo("weights.npy").file_size > 2**30
@@ -293,7 +293,7 @@ def test_zip_bomb_is_refused_before_it_is_inflated(layer, capsys):
         tracemalloc.stop()
     assert time.perf_counter() - t0 < 5 and peak < 8 * 2**20, peak
     # A header that promises the right shape but a member that inflates far past it.
-    _zip_bomb(bomb, (3, 3, 4, 1), 2**26)
+    zip_bomb(bomb, (3, 3, 4, 1), 2**26)
     _emit_fails(capsys, layer, f"w.npz: array 'weights' is {128 + 2**26} bytes in the archive but its header "
                                "describes 164: it is not an array numpy.savez wrote")
 
