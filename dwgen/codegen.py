@@ -258,6 +258,10 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
             used.update(r.dead)
     if extern and zp != 0:
         used.update(range(taps))
+    # Read only what is read: with every window in the padding, the input (and, when the
+    # zero point is 0, the weights) never is, and an unused local would fail -Werror.
+    reads_input = size_mode or any(r.live for r in plan.regions)
+    reads_weights = reads_input or zp != 0
     name = opts.name
     if g.rank == 1:
         dims = ("N", "C", "W") if g.channels_first else ("N", "W", "C")
@@ -291,6 +295,8 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         weights_in_locals=plan.weights_in_locals and not size_mode,
         used_taps=[] if size_mode else sorted(used),
         size_mode=size_mode,
+        reads_input=reads_input,
+        reads_weights=reads_weights,
         extern_weights=extern,
         use_bias=ql.layer.use_bias,
         cmsis_nn_api=opts.cmsis_nn_api,
