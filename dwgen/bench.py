@@ -188,7 +188,7 @@ def run_bench(
             if cmsis is not None and not case.ql.geometry.channels_first:
                 run = cmsis.run(case.ql, x)
                 theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
-            report.results.append(BenchResult(case, target, "dsp" if k.dsp is not None else "portable",
+            report.results.append(BenchResult(case, target, k.data_flow,
                                               mine, base, theirs))
             done += 1
     if progress:

@@ -192,7 +192,7 @@ def check_model(
             got, cpm = run.output, run.cycles_per_mac
         n, first = _first_mismatch(got, want)
         check = LayerCheck(op, k.name, list(g.input_shape), list(g.output_shape), n == 0, n, first,
-                           cycles_per_mac=cpm, data_flow="dsp" if k.dsp is not None else "portable")
+                           cycles_per_mac=cpm, data_flow=k.data_flow)
         check.tflm = _tflm_opinion(op, x, got)
         report.layers.append(check)
     if progress:

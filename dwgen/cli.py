@@ -10,6 +10,7 @@ from typing import Sequence
 
 from . import __version__
 from .codegen import TARGETS
+from .plan import MAX_UNROLLED_STATEMENTS
 from .errors import DwgenError
 from .testvectors import MAX_VECTOR_BYTES
 
@@ -105,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                    "the DSP kernel (default: generic)")
     e.add_argument("--opt", choices=("speed", "size"), default="speed",
                    help="speed: interior and border regions emitted separately (default); size: one loop "
-                   "body for the whole image with taps checked at run time, for flash-tight parts")
+                   "body for the whole image with taps checked at run time, for flash-tight parts. "
+                   f"Code size is bounded: a kernel whose unrolled form would exceed {MAX_UNROLLED_STATEMENTS} "
+                   "C statements (regions x (taps + 12)) gets the looped body whatever --opt says, "
+                   "reported as data_flow 'looped' in --json and manifest.json")
     e.add_argument("--only", metavar="INDEX,...", help="models: only these op indices (as `dwgen inspect` shows)")
     e.add_argument("--as-written", action="store_true",
                    help="models: emit the layer the user wrote (an NCHW kernel for a channels_first "
@@ -238,7 +242,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "rounding": ql.quant.rounding,
         "target": args.target,
         "opt": args.opt,
-        "data_flow": "dsp" if kernel.dsp is not None else "portable",
+        "data_flow": kernel.data_flow,
     }
     if args.json:
         print(json.dumps(summary, indent=2))

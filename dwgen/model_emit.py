@@ -127,7 +127,7 @@ def manifest(kernels: Sequence[ModelKernel], model_name: str, target: str) -> di
             "layout": g.data_format,
             "macs": g.macs,
             "scratch_bytes": 0,
-            "data_flow": "dsp" if k.dsp is not None else "portable",
+            "data_flow": k.data_flow,
         })
     return {"model": model_name, "dwgen_version": __version__, "target": target, "kernels": entries}
 
