@@ -127,10 +127,10 @@ def suite_cases(suite: str) -> list[BenchCase]:
     return [BenchCase(s.name, quantized(s), s.cmsis_m4_cycles_per_mac) for s in SUITES[suite]]
 
 
-def layerfile_cases(path: Path) -> list[BenchCase]:
+def layerfile_cases(path: Path, allow_outside_weights: bool = False) -> list[BenchCase]:
     from . import layerfile
 
-    doc = layerfile.read(path)
+    doc = layerfile.read(path, allow_outside_weights)
     return [BenchCase(sanitize_c_name(doc.name), doc.qlayer)]
 
 
@@ -188,7 +188,7 @@ def run_bench(
             if cmsis is not None and not case.ql.geometry.channels_first:
                 run = cmsis.run(case.ql, x)
                 theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
-            report.results.append(BenchResult(case, target, "dsp" if k.dsp is not None else "portable",
+            report.results.append(BenchResult(case, target, k.data_flow,
                                               mine, base, theirs))
             done += 1
     if progress:

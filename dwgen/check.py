@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -65,30 +66,81 @@ class CheckReport:
         }
 
 
+#: Exit status of `dwgen check` and `dwgen bench` (cli.py's --help text and the README say the same).
+EXIT_OK, EXIT_MISMATCH, EXIT_REJECTED = 0, 1, 2
+
+
+def _tflite_message(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+def load_inputs(path: str | Path, model: Model) -> list[np.ndarray]:
+    """The model inputs in FILE.npy (one input) or FILE.npz (one array per input, in order).
+
+    The .npy headers are read first and each array's dtype and shape must be the model
+    input's before any data is read (at most `npyfile.MAX_ARRAY_BYTES` per array), so a
+    header claiming 10^13 elements costs nothing. The file's content decides between .npy
+    and .npz, not its name.
+    """
+    from .npyfile import _MAGIC, NpzArchive, load_npy_checked, open_regular_file
+
+    label = str(path)
+    wanted = [(tuple(t.shape), t.numpy_dtype) for t in model.inputs]
+    with open_regular_file(path, label) as f:
+        head = f.read(len(_MAGIC))
+    if head == _MAGIC:
+        if len(wanted) != 1:
+            raise DwgenError(
+                f"{label}: a .npy holds one array but the model has {len(wanted)} inputs: give an .npz "
+                "with one array per input, in order"
+            )
+        shape, dtype = wanted[0]
+        return [load_npy_checked(path, shape, dtype, label=label)]
+    with NpzArchive(path, label) as npz:
+        if len(npz.names) != len(wanted):
+            raise DwgenError(
+                f"{label}: the archive holds {len(npz.names)} arrays but the model has {len(wanted)} "
+                "inputs: give one array per input, in order"
+            )
+        return [npz.load(name, shape, dtype) for name, (shape, dtype) in zip(npz.names, wanted)]
+
+
 def model_tensors(model_bytes: bytes, model: Model, inputs: Sequence[np.ndarray], wanted: set[int]):
-    """Run the model under BUILTIN_REF keeping every tensor; return the wanted ones."""
+    """Run the model under BUILTIN_REF keeping every tensor; return the wanted ones.
+
+    A model TFLite refuses to load or to run is rejected input (a DwgenError, exit status
+    2), never a mismatch: nothing was compared.
+    """
     from .oracle import _load_tflite
 
     mod, name = _load_tflite()
-    interp = mod.Interpreter(
-        model_content=model_bytes,
-        experimental_op_resolver_type=mod.OpResolverType.BUILTIN_REF,
-        experimental_preserve_all_tensors=True,
-    )
-    interp.allocate_tensors()
+    try:
+        interp = mod.Interpreter(
+            model_content=model_bytes,
+            experimental_op_resolver_type=mod.OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=True,
+        )
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise DwgenError(f"TFLite ({name}) refuses to load the model: {_tflite_message(exc)}") from None
     details = interp.get_input_details()
     if len(details) != len(inputs):
         raise DwgenError(f"the model has {len(details)} inputs; {len(inputs)} were given")
     for d, x in zip(details, inputs):
-        want_shape, want_dtype = tuple(d["shape"]), np.dtype(d["dtype"])
+        # plain ints in messages: the details hold numpy scalars and arrays
+        index, want_shape, want_dtype = int(d["index"]), tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])
         if tuple(x.shape) != want_shape or x.dtype != want_dtype:
             raise DwgenError(
-                f"input {d['index']} must be {want_dtype} with shape {list(want_shape)}; "
-                f"got {x.dtype} with shape {list(x.shape)}"
+                f"input {index} must be {want_dtype} with shape {list(want_shape)}; "
+                f"got {x.dtype} with shape {[int(v) for v in x.shape]}"
             )
-        interp.set_tensor(d["index"], x)
-    interp.invoke()
-    return {i: np.array(interp.get_tensor(i)) for i in wanted}, name
+        interp.set_tensor(index, x)
+    try:
+        interp.invoke()
+        return {i: np.array(interp.get_tensor(i)) for i in wanted}, name
+    except (ValueError, RuntimeError) as exc:
+        raise DwgenError(f"TFLite ({name}) cannot run the model: {_tflite_message(exc)}") from None
 
 
 def _first_mismatch(got: np.ndarray, want: np.ndarray) -> tuple[int, dict | None]:
@@ -140,7 +192,7 @@ def check_model(
             got, cpm = run.output, run.cycles_per_mac
         n, first = _first_mismatch(got, want)
         check = LayerCheck(op, k.name, list(g.input_shape), list(g.output_shape), n == 0, n, first,
-                           cycles_per_mac=cpm, data_flow="dsp" if k.dsp is not None else "portable")
+                           cycles_per_mac=cpm, data_flow=k.data_flow)
         check.tflm = _tflm_opinion(op, x, got)
         report.layers.append(check)
     if progress:
@@ -176,4 +228,7 @@ def progress_bar(stream=None) -> Callable[[int, int, str], None]:
     return show
 
 
-__all__ = ["CheckReport", "LayerCheck", "check_model", "model_tensors", "progress_bar"]
+__all__ = [
+    "EXIT_MISMATCH", "EXIT_OK", "EXIT_REJECTED", "CheckReport", "LayerCheck", "check_model",
+    "load_inputs", "model_tensors", "progress_bar",
+]

@@ -10,7 +10,9 @@ from typing import Sequence
 
 from . import __version__
 from .codegen import TARGETS
+from .plan import MAX_UNROLLED_STATEMENTS
 from .errors import DwgenError
+from .testvectors import MAX_VECTOR_BYTES
 
 EPILOG = """\
 examples:
@@ -43,6 +45,28 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(_version_string())
         parser.exit()
+
+
+OUTSIDE_FLAG = "--allow-outside-weights"
+OUTSIDE_HELP = ("LAYER.json: let its 'weights' path leave the layer file's directory (an absolute path, "
+                "'..', a symbolic link out); by default the .npz must be in that directory or below it")
+
+
+def _seed(text: str) -> int:
+    # numpy takes seeds >= 0 only; ASCII digits keep int() off Unicode digits and huge strings.
+    if not (text.isascii() and text.isdigit()) or len(text) > 40:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: give a non-negative integer (ASCII digits)")
+    return int(text)
+
+
+# check and bench: 0 / 1 mismatch / 2 rejected, dwgen.check.EXIT_* (main() maps DwgenError to 2)
+_EXIT_STATUS = (
+    "exit status:\n"
+    "  0  every layer bit-exact\n"
+    "  1  mismatch found: a kernel's output differs from the reference it is checked against\n"
+    "  2  input rejected: a model, layer or input file dwgen or TFLite refuses, a bad argument or a\n"
+    "     missing tool; one line 'dwgen: error: ...' on stderr, nothing compared"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                    "the DSP kernel (default: generic)")
     e.add_argument("--opt", choices=("speed", "size"), default="speed",
                    help="speed: interior and border regions emitted separately (default); size: one loop "
-                   "body for the whole image with taps checked at run time, for flash-tight parts")
+                   "body for the whole image with taps checked at run time, for flash-tight parts. "
+                   f"Code size is bounded: a kernel whose unrolled form would exceed {MAX_UNROLLED_STATEMENTS} "
+                   "C statements (regions x (taps + 12)) gets the looped body whatever --opt says, "
+                   "reported as data_flow 'looped' in --json and manifest.json")
     e.add_argument("--only", metavar="INDEX,...", help="models: only these op indices (as `dwgen inspect` shows)")
     e.add_argument("--as-written", action="store_true",
                    help="models: emit the layer the user wrote (an NCHW kernel for a channels_first "
@@ -92,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write <name>_vectors.h (an input and the reference model's output) per "
                    "kernel and dwgen_test_main.c, a main that runs every kernel of OUTDIR with test "
                    "vectors and checks it byte for byte (see firmware/ for a QEMU harness); "
-                   "dwgen_test_main.c is regenerated without --force")
+                   "dwgen_test_main.c is regenerated without --force. At most "
+                   f"{MAX_VECTOR_BYTES // 2**20} MiB of vectors (input + output, + weights with "
+                   "--weights extern) per kernel")
+    e.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     e.add_argument("--force", action="store_true", help="overwrite existing files")
     e.add_argument("--json", action="store_true", help="print a machine-readable summary")
     e.set_defaults(func=cmd_emit)
@@ -111,17 +141,21 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "check",
         help="prove every depthwise layer of a model bit-exact against TFLite",
-        description="Run MODEL.tflite once under TFLite's reference kernels keeping every tensor, then "
-        "for each depthwise op generate its kernel, run it on the op's real input (on the host, or "
-        "cross-compiled on an emulated Cortex-M) and compare with the op's real output byte for byte. "
-        "TFLite Micro, when installed, runs each op as a second reference. Exit status 1 on any mismatch.",
+        description="Run MODEL.tflite once under TFLite's reference kernels keeping every tensor, then\n"
+        "for each depthwise op generate its kernel, run it on the op's real input (on the host, or\n"
+        "cross-compiled on an emulated Cortex-M) and compare with the op's real output byte for byte.\n"
+        "TFLite Micro, when installed, runs each op as a second reference.",
+        epilog=_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("model", metavar="MODEL.tflite")
     c.add_argument("--target", choices=("host",) + TARGETS[1:], default="host",
                    help="where the kernels run: host (cffi, default) or an emulated Cortex-M")
     c.add_argument("--inputs", metavar="FILE.npy|FILE.npz",
-                   help="model input (.npy; .npz with one array per input, in order); default: random, seeded")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+                   help="model input (.npy; .npz with one array per input, in order), each of its input's dtype "
+                   "and shape, at most 64 MiB an array (headers are checked before any data is read); "
+                   "default: random, seeded")
+    c.add_argument("--seed", type=_seed, default=0, help="seed of the random input: a non-negative integer (default 0)")
     c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
     c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
     c.set_defaults(func=cmd_check)
@@ -134,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
         "and estimate cycles with the Cortex-M4 timing table. With --cmsis-nn DIR, the CMSIS-NN checkout in "
         "DIR is built and measured the same way.",
         epilog="examples:\n  dwgen bench --suite mlperf-tiny\n  dwgen bench model.tflite --target cortex-m4,cortex-m3 --json\n"
-        "  dwgen bench --suite mlperf-tiny --cmsis-nn ~/src/CMSIS-NN --plot bench.png",
+        "  dwgen bench --suite mlperf-tiny --cmsis-nn ~/src/CMSIS-NN --plot bench.png\n\n" + _EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("source", nargs="?", metavar="LAYER.json|MODEL.tflite", help="what to measure (or use --suite)")
@@ -145,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cc-opt", default="O2", choices=("O2", "Os", "O3"), help="compiler optimization level (default O2)")
     b.add_argument("--compiler", choices=("gcc", "clang"), help="force arm-none-eabi-gcc or zig's clang")
     b.add_argument("--cmsis-nn", metavar="DIR", help="also build and measure the CMSIS-NN checkout in DIR")
+    b.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart of cycles/MAC (needs matplotlib)")
     b.set_defaults(func=cmd_bench)
@@ -169,13 +204,20 @@ def cmd_emit(args: argparse.Namespace) -> int:
     for flag in ("only", "as_written"):
         if getattr(args, flag):
             raise DwgenError(f"--{flag.replace('_', '-')} applies to .tflite models, not to LAYER.json")
-    doc = layerfile.read(src)
+    doc = layerfile.read(src, allow_outside_weights=args.allow_outside_weights)
     ql = doc.qlayer
     if args.rounding:
         ql = ql.with_rounding(args.rounding)
     if args.layout:
         ql = with_layout(ql, args.layout)
     name = _kernel_name(args, doc.name)
+    if args.test_vectors:  # refuse before generating: a layer too big for vectors may be slow to plan
+        from .testvectors import check_vector_budget
+
+        try:
+            check_vector_budget(ql, name, args.weights == "extern")
+        except DwgenError as exc:
+            raise DwgenError(f"{src}: {exc}") from None
     kernel = generate(ql, EmitOptions(name=name, weights=args.weights, cmsis_nn_api=args.cmsis_nn_api,
                                       target=args.target, opt=args.opt))
     vectors = None
@@ -200,7 +242,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "rounding": ql.quant.rounding,
         "target": args.target,
         "opt": args.opt,
-        "data_flow": "dsp" if kernel.dsp is not None else "portable",
+        "data_flow": kernel.data_flow,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -261,6 +303,14 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
         raise DwgenError("--layout applies to LAYER.json; for a model use --as-written to get the user's layout")
     _, model = _read_model(src)
     ops = parse_only(args.only, model)
+    if args.test_vectors:
+        from .testvectors import check_vector_budget
+
+        try:
+            for op in ops:
+                check_vector_budget(op.qlayer, op.c_name, args.weights == "extern")
+        except DwgenError as exc:
+            raise DwgenError(f"{src}: {exc}") from None
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
                              as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name,
                              opt=args.opt)
@@ -312,42 +362,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_inputs(path: str | None, model, seed: int):
-    import numpy as np
-
-    if path is None:
-        return model.random_inputs(seed)
-    p = Path(path)
-    try:
-        with open(p, "rb"):
-            pass
-        loaded = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise DwgenError(f"{p}: no such file") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise DwgenError(f"{p}: cannot read it as .npy/.npz ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        return [loaded]
-    with loaded:
-        return [loaded[k] for k in loaded.files]
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_model, progress_bar
+    from .check import EXIT_MISMATCH, EXIT_OK, check_model, load_inputs, progress_bar
     from .model_emit import parse_only
     from .report import check_table
 
     src = Path(args.model)
     data, model = _read_model(src)
     ops = parse_only(args.only, model)
-    inputs = _load_inputs(args.inputs, model, args.seed)
+    # header-first: an .npy claiming 10^13 elements is refused before anything is read
+    inputs = model.random_inputs(args.seed) if args.inputs is None else load_inputs(args.inputs, model)
     progress = None if args.json else progress_bar()
     report = check_model(data, model, src.name, ops, inputs, target=args.target, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(check_table(report))
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_MISMATCH
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -369,7 +400,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise DwgenError(f"{src}: the model has no depthwise layer dwgen can generate")
         cases = model_cases(src, model)
     else:
-        cases = layerfile_cases(Path(args.source))
+        cases = layerfile_cases(Path(args.source), allow_outside_weights=args.allow_outside_weights)
     if args.cmsis_nn is not None:
         from .cmsisnn import _check_dir
 

@@ -22,7 +22,7 @@ from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 # Kernel names are decided in names.py; check_c_name / sanitize_c_name stay importable from here.
 from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
 from .dsp_plan import DSP_TARGETS, dsp_context, make_dsp_plan
-from .plan import Plan, make_plan
+from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
 
 WEIGHT_MODES = ("baked", "extern")
@@ -83,6 +83,14 @@ class GeneratedKernel:
     plan: Plan
     options: EmitOptions
     dsp: object | None = None  # the DspPlan when the DSP kernel was emitted
+
+    @property
+    def data_flow(self) -> str:
+        """"dsp", "portable" (regions unrolled) or "looped" (one loop body: `--opt size`, or an
+        unrolled kernel over MAX_UNROLLED_STATEMENTS)."""
+        if self.dsp is not None:
+            return "dsp"
+        return "looped" if self.options.opt == "size" or self.plan.looped else "portable"
 
     @property
     def files(self) -> dict[str, str]:
@@ -215,7 +223,8 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         for kx in range(g.kernel_w)
     ]
     extern = opts.weights == "extern"
-    size_mode = opts.opt == "size"
+    # The looped body also bounds the code size of layers whose unrolled form is over budget.
+    size_mode = opts.opt == "size" or plan.looped
     wrap = plan.acc_may_overflow or extern
     zp = ql.quant.input_zero_point
     used = set()
@@ -225,16 +234,31 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
             used.update(r.dead)
     if extern and zp != 0:
         used.update(range(taps))
+    # Read only what is read: with every window in the padding, the input (and, when the
+    # zero point is 0, the weights) never is, and an unused local would fail -Werror.
+    reads_input = size_mode or any(r.live for r in plan.regions)
+    reads_weights = reads_input or zp != 0
     name = opts.name
     if g.rank == 1:
         dims = ("N", "C", "W") if g.channels_first else ("N", "W", "C")
     else:
         dims = ("N", "C", "H", "W") if g.channels_first else ("N", "H", "W", "C")
+    dsp = None
+    # The DSP kernel is held to the same budget by make_dsp_plan, so it is kept when the
+    # unrolled portable kernel would be over it.
+    if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
+        dsp = make_dsp_plan(ql)
+    description = describe(ql, opts)
+    if plan.looped and dsp is None and opts.opt != "size":
+        description.append(
+            f"Looped form: the unrolled kernel would be about {plan.unrolled_statements} statements, "
+            f"over dwgen's budget of {MAX_UNROLLED_STATEMENTS}"
+        )
     ctx = dict(
         name=name,
         NAME=name.upper(),
         version=__version__,
-        description=describe(ql, opts),
+        description=description,
         g=g,
         q=ql.quant,
         taps=taps,
@@ -258,15 +282,14 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         weights_in_locals=plan.weights_in_locals and not size_mode,
         used_taps=[] if size_mode else sorted(used),
         size_mode=size_mode,
+        reads_input=reads_input,
+        reads_weights=reads_weights,
         extern_weights=extern,
         use_bias=ql.layer.use_bias,
         cmsis_nn_api=opts.cmsis_nn_api,
         signature=_signature(ql, opts),
     )
     env = _environment()
-    dsp = None
-    if opts.target in DSP_TARGETS and not extern and not size_mode:
-        dsp = make_dsp_plan(ql)
     if dsp is not None:
         c_src = env.get_template("kernel_dsp.c.j2").render(**{**ctx, **dsp_context(dsp, opts.target)})
     else:

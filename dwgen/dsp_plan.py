@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .plan import MAX_UNROLLED_STATEMENTS
 from .qlayer import QuantizedLayer
 
 DSP_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
@@ -149,12 +150,26 @@ def _halves(outs, stride: int, dil: int, kw: int):
     return out
 
 
+def _normalized_step(out_w: int, stride: int, step: int) -> int:
+    if step >= out_w:
+        return out_w  # one step covers the row: no loop, any width
+    if step % 2 and stride % 2:
+        return max(step - 1, 0)
+    return step
+
+
+def emitted_statements(out_w: int, kh: int, kw: int, stride: int, step: int) -> int:
+    """Upper bound on the compute statements of the row program: per output the step code
+    holds, and per kernel row, at most one MAC and one band load per tap."""
+    step = _normalized_step(out_w, stride, step)
+    count = out_w // step if step else 0
+    outputs = (step if count else 0) + out_w - count * step  # the loop body once, the tails
+    return 2 * kh * kw * outputs
+
+
 def _row_program(out_w: int, kw: int, stride: int, dil: int, step: int):
     """The row program and the weight words (pairs first) it needs."""
-    if step >= out_w:
-        step = out_w  # one step covers the row: no loop, any width
-    elif step % 2 and stride % 2:
-        step = max(step - 1, 0)
+    step = _normalized_step(out_w, stride, step)
     count = out_w // step if step else 0
     advance = step * stride // 2 if count > 1 else 0
     chunks = []  # (first output, width, word base)
@@ -229,8 +244,14 @@ def make_dsp_plan(ql: QuantizedLayer, *, step: int | None = None, mode: str | No
     g = ql.geometry
     q = ql.quant
     eff_h = (g.kernel_h - 1) * g.dilation_h + 1
+    # The row program is straight-line code: keep it within the portable kernel's code-size
+    # budget (checked before any planning work, which grows with the kernel width).
+    if 2 * g.kernel_h * g.kernel_w > MAX_UNROLLED_STATEMENTS:
+        return None
     if step is None:
         step = _choose_step(g.kernel_h, g.kernel_w, g.stride_w, g.dilation_w)
+    if emitted_statements(g.out_w, g.kernel_h, g.kernel_w, g.stride_w, step) > MAX_UNROLLED_STATEMENTS:
+        return None
     program, row_words = _row_program(g.out_w, g.kernel_w, g.stride_w, g.dilation_w, step)
     # words a row slot must hold: the image plus every word any step reads
     image_words = -(-(g.pad_left + g.in_w) // 2)

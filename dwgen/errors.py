@@ -14,6 +14,10 @@ class LayerError(DwgenError, ValueError):
     """An invalid layer configuration (Keras raises ValueError for the same cases)."""
 
 
+class LayerSizeError(LayerError):
+    """A valid layer too large for the generated C's 32-bit index arithmetic."""
+
+
 class QuantizationError(DwgenError, ValueError):
     """Invalid quantization parameters, weights or bias."""
 
@@ -28,3 +32,13 @@ class BuildError(DwgenError):
 
 class OracleUnavailable(DwgenError):
     """No TFLite interpreter (or TFLite Micro) is installed."""
+
+
+def show_value(value: object, limit: int = 100) -> str:
+    """`repr(value)` for an error message, kept short: messages are one line, and a
+    layer file may put a long list (or, through the API, a huge integer) anywhere."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit, a deep nest
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,12 +17,16 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import LayerError
+from .errors import LayerError, LayerSizeError, show_value
 
 #: Fused activations an int8 kernel can apply (as a clamp), by dwgen's name.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
 #: The spellings Keras users write, mapped to dwgen's names.
 KERAS_ACTIVATIONS = {None: "none", "linear": "none", "relu": "relu", "relu6": "relu6"}
+
+#: Bound on the index space of a layer (see `_check_index_space`): half of 2^31, so that a sum
+#: of two in-range terms, e.g. a window origin plus a tap offset, also fits a 32-bit int.
+MAX_INDEX_SPACE = 1 << 30
 
 CHANNELS_LAST = "channels_last"
 CHANNELS_FIRST = "channels_first"
@@ -40,13 +44,16 @@ _TRAINING_ONLY_KEYS = frozenset(
 )
 
 
+_show = show_value
+
+
 def _is_positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value > 0
 
 
 def _positive_int(arg: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise LayerError(f"{arg}={value!r} is not allowed: it must be a positive integer")
+        raise LayerError(f"{arg}={_show(value)} is not allowed: it must be a positive integer")
     return int(value)
 
 
@@ -54,7 +61,7 @@ def _int_pair(arg: str, value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         if len(value) != 2 or not all(_is_positive_int(v) for v in value):
             raise LayerError(
-                f"{arg}={value!r} is not allowed: give one positive integer or a pair of them"
+                f"{arg}={_show(value)} is not allowed: give one positive integer or a pair of them"
             )
         return (int(value[0]), int(value[1]))
     n = _positive_int(arg, value)
@@ -65,7 +72,7 @@ def _int_single(arg: str, value: Any) -> int:
     if isinstance(value, (list, tuple)):
         if len(value) != 1 or not _is_positive_int(value[0]):
             raise LayerError(
-                f"{arg}={value!r} is not allowed: a 1-D layer takes one positive integer"
+                f"{arg}={_show(value)} is not allowed: a 1-D layer takes one positive integer"
             )
         value = value[0]
     return _positive_int(arg, value)
@@ -73,14 +80,14 @@ def _int_single(arg: str, value: Any) -> int:
 
 def _padding(value: Any) -> str:
     if not isinstance(value, str):
-        raise LayerError(f"padding={value!r} is not allowed: use 'valid' or 'same'")
+        raise LayerError(f"padding={_show(value)} is not allowed: use 'valid' or 'same'")
     p = value.lower()
     if p == "causal":
         raise LayerError(
             "padding='causal' is not allowed for a depthwise convolution: use 'valid' or 'same'"
         )
     if p not in ("valid", "same"):
-        raise LayerError(f"padding={value!r} is not allowed: use 'valid' or 'same'")
+        raise LayerError(f"padding={_show(value)} is not allowed: use 'valid' or 'same'")
     return p
 
 
@@ -90,7 +97,7 @@ def _data_format(value: Any) -> str:
     if isinstance(value, str) and value.lower() in (CHANNELS_LAST, CHANNELS_FIRST):
         return value.lower()
     raise LayerError(
-        f"data_format={value!r} is not allowed: use 'channels_last' (NHWC, the default) "
+        f"data_format={_show(value)} is not allowed: use 'channels_last' (NHWC, the default) "
         "or 'channels_first' (NCHW)"
     )
 
@@ -106,7 +113,7 @@ def _keras_activation(value: Any) -> str:
     elif value is None:
         return "none"
     raise LayerError(
-        f"activation={value!r} cannot be fused into an int8 depthwise kernel: "
+        f"activation={_show(value)} cannot be fused into an int8 depthwise kernel: "
         "supported are None, 'linear', 'relu' and 'relu6'"
     )
 
@@ -212,7 +219,7 @@ class DepthwiseLayer:
         rank: int = 2,
     ):
         if rank not in (1, 2):
-            raise LayerError(f"rank={rank!r} is not allowed: use 1 or 2")
+            raise LayerError(f"rank={_show(rank)} is not allowed: use 1 or 2")
         self.rank = rank
         self.kernel_size = _int_pair("kernel_size", kernel_size)
         self.strides = _int_pair("strides", strides)
@@ -220,18 +227,18 @@ class DepthwiseLayer:
         self.padding = _padding(padding)
         self.depth_multiplier = _positive_int("depth_multiplier", depth_multiplier)
         self.data_format = _data_format(data_format)
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise LayerError(
-                f"activation={activation!r} is not allowed: use one of {', '.join(ACTIVATIONS)}"
+                f"activation={_show(activation)} is not allowed: use one of {', '.join(ACTIVATIONS)}"
             )
         self.activation = activation
         if not isinstance(use_bias, bool):
-            raise LayerError(f"use_bias={use_bias!r} is not allowed: use True or False")
+            raise LayerError(f"use_bias={_show(use_bias)} is not allowed: use True or False")
         self.use_bias = use_bias
         if rank == 1 and (self.kernel_size[0], self.strides[0], self.dilation_rate[0]) != (1, 1, 1):
             raise LayerError(
-                f"kernel_size={self.kernel_size!r}, strides={self.strides!r}, "
-                f"dilation_rate={self.dilation_rate!r} is not allowed with rank=1: a 1-D layer "
+                f"kernel_size={_show(self.kernel_size)}, strides={_show(self.strides)}, "
+                f"dilation_rate={_show(self.dilation_rate)} is not allowed with rank=1: a 1-D layer "
                 "has kernel, stride and dilation 1 along H (the first of each pair)"
             )
 
@@ -281,8 +288,8 @@ class DepthwiseLayer:
         try:
             dims = list(input_shape)
         except TypeError:
-            raise LayerError(f"input_shape={input_shape!r} is not allowed: give a tuple of sizes") from None
-        given = tuple(dims)
+            raise LayerError(f"input_shape={_show(input_shape)} is not allowed: give a tuple of sizes") from None
+        given = _show(tuple(dims))
         spatial = 1 if self.rank == 1 else 2
         if len(dims) == spatial + 1:  # Keras style, no batch
             dims = [1] + dims
@@ -293,7 +300,7 @@ class DepthwiseLayer:
                 (2, False): "(H, W, C) or (N, H, W, C)", (2, True): "(C, H, W) or (N, C, H, W)",
             }[(self.rank, cf)]
             raise LayerError(
-                f"input_shape={given!r} is not allowed: a {self.keras_class} "
+                f"input_shape={given} is not allowed: a {self.keras_class} "
                 f"with {self.data_format} takes {want}"
             )
         if dims[0] is None:
@@ -301,7 +308,7 @@ class DepthwiseLayer:
         for d in dims:
             if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
                 raise LayerError(
-                    f"input_shape={given!r} is not allowed: every size must be a positive "
+                    f"input_shape={given} is not allowed: every size must be a positive "
                     "integer (only the batch may be None)"
                 )
         dims = [int(d) for d in dims]
@@ -326,12 +333,13 @@ class DepthwiseLayer:
                 if self.rank == 1:
                     ks, dr = ks[1], dr[1]
                 raise LayerError(
-                    f"kernel_size={ks!r} with dilation_rate={dr!r} "
+                    f"kernel_size={_show(ks)} with dilation_rate={_show(dr)} "
                     f"spans {eff} pixels but the input {axis} is {size} with padding='valid': "
                     "the kernel must fit inside the input (or use padding='same')"
                 )
         pt, pb = padding_before_after(h, oh, kh, sh, dh)
         pl, pr = padding_before_after(w, ow, kw, sw, dw)
+        self._check_index_space(n, c, (h, pt + pb, sh, dh), (w, pl + pr, sw, dw))
         return Geometry(
             batch=n, in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow,
             depth_multiplier=self.depth_multiplier, kernel_h=kh, kernel_w=kw,
@@ -343,13 +351,40 @@ class DepthwiseLayer:
     def output_shape(self, input_shape: Iterable[Any]) -> tuple[int, ...]:
         return self.geometry(input_shape).output_shape
 
+    def _check_index_space(self, n: int, c: int, *axes: tuple[int, int, int, int]) -> None:
+        """Refuse a layer whose generated C could compute an index beyond a 32-bit int.
+
+        Every index the kernels compute is a row coordinate times a row stride plus a column
+        coordinate times a column stride (plus batch and channel offsets), and a coordinate
+        ranges over the padded input plus at most one extra stride or dilation step (loop
+        variables step past the last window). So with E = size + padding + stride + dilation
+        per axis, `N * C * M * E_h * E_w` bounds the input, the output (out <= padded size),
+        the weights (kernel <= padded size), every literal, and each term of an index sum.
+        """
+        extents = [size + pad + stride + dil for size, pad, stride, dil in axes]
+        space = n * c * self.depth_multiplier * extents[0] * extents[1]
+        if space > MAX_INDEX_SPACE:
+            (h, ph, sh, dh), (w, pw, sw, dw) = axes
+            cf = self.data_format == CHANNELS_FIRST
+            if self.rank == 1:
+                shape = (n, c, w) if cf else (n, w, c)
+            else:
+                shape = (n, c, h, w) if cf else (n, h, w, c)
+            raise LayerSizeError(
+                f"the layer on input_shape={shape!r} is too large for the generated C's 32-bit index "
+                "arithmetic: batch x channels x depth_multiplier x (height + vertical padding + stride "
+                "+ dilation) x (width + horizontal padding + stride + dilation) = "
+                f"{n} x {c} x {self.depth_multiplier} x ({h} + {ph} + {sh} + {dh}) x ({w} + {pw} + {sw} + {dw}) "
+                f"= {space}; dwgen accepts at most 2^30 = {MAX_INDEX_SPACE}"
+            )
+
 
 def _reject_strided_dilation(strides: Any, dilation: Any, who: str) -> None:
     s_max = max(strides) if isinstance(strides, tuple) else strides
     d_max = max(dilation) if isinstance(dilation, tuple) else dilation
     if s_max > 1 and d_max > 1:
         raise LayerError(
-            f"strides={strides!r} with dilation_rate={dilation!r} is not allowed in {who}: "
+            f"strides={_show(strides)} with dilation_rate={_show(dilation)} is not allowed in {who}: "
             "strides > 1 and dilation_rate > 1 cannot be combined (a .tflite model may "
             "contain that combination; read it with dwgen.tflite_model instead)"
         )
@@ -439,17 +474,19 @@ def from_keras_config(config: dict, class_name: str | None = None) -> DepthwiseL
     if not isinstance(config, dict):
         raise LayerError(f"a Keras layer config must be a dict, not {type(config).__name__}")
     if "config" in config and isinstance(config["config"], dict):
-        class_name = class_name or config.get("class_name")
+        class_name = class_name if class_name is not None else config.get("class_name")
         config = config["config"]
-    class_name = class_name or "DepthwiseConv2D"
-    if class_name not in _KERAS_CLASSES:
+    class_name = "DepthwiseConv2D" if class_name is None else class_name
+    if not isinstance(class_name, str) or class_name not in _KERAS_CLASSES:
         raise LayerError(
-            f"class_name={class_name!r} is not allowed: use 'DepthwiseConv2D' or 'DepthwiseConv1D'"
+            f"class_name={_show(class_name)} is not allowed: use 'DepthwiseConv2D' or 'DepthwiseConv1D'"
         )
     cfg = dict(config)
+    if not all(isinstance(k, str) for k in cfg):
+        raise LayerError("a Keras layer config's keys must be strings (argument names)")
     groups = cfg.pop("groups", 1)
-    if groups != 1:
-        raise LayerError(f"groups={groups!r} is not allowed: a depthwise layer has groups=1")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups != 1:
+        raise LayerError(f"groups={_show(groups)} is not allowed: a depthwise layer has groups=1")
     if "kernel_size" not in cfg:
         raise LayerError(
             f"the {class_name} config has no 'kernel_size': it is required (a positive integer"
@@ -462,7 +499,7 @@ def _as_list(arg: str, value: Any, want: str) -> list:
     try:
         return list(value)
     except TypeError:
-        raise LayerError(f"{arg}={value!r} is not allowed: give {want}") from None
+        raise LayerError(f"{arg}={_show(value)} is not allowed: give {want}") from None
 
 
 def from_tf_nn(
@@ -481,24 +518,24 @@ def from_tf_nn(
     fs = _as_list("filter shape", filter_shape, "[kh, kw, C, M]")
     if len(fs) != 4 or not all(_is_positive_int(v) for v in fs):
         raise LayerError(
-            f"filter shape {tuple(fs)!r} is not allowed: tf.nn.depthwise_conv2d takes "
+            f"filter shape {_show(tuple(fs))} is not allowed: tf.nn.depthwise_conv2d takes "
             "[kh, kw, C, M], four positive integers"
         )
     fmt = str(data_format).upper()
     if fmt not in ("NHWC", "NCHW"):
-        raise LayerError(f"data_format={data_format!r} is not allowed: use 'NHWC' or 'NCHW'")
+        raise LayerError(f"data_format={_show(data_format)} is not allowed: use 'NHWC' or 'NCHW'")
     st = _as_list("strides", strides, "[1, s, s, 1] (NHWC) or [1, 1, s, s] (NCHW)")
     if len(st) != 4 or not all(_is_positive_int(v) for v in st):
         raise LayerError(
-            f"strides={tuple(st)!r} is not allowed: give [1, s, s, 1] (NHWC) or [1, 1, s, s] "
+            f"strides={_show(tuple(st))} is not allowed: give [1, s, s, 1] (NHWC) or [1, 1, s, s] "
             "(NCHW), positive integers"
         )
     batch_ch = (st[0], st[3]) if fmt == "NHWC" else (st[0], st[1])
     hw = (st[1], st[2]) if fmt == "NHWC" else (st[2], st[3])
     if batch_ch != (1, 1):
-        raise LayerError(f"strides={tuple(st)!r} is not allowed: the batch and channel strides must be 1")
+        raise LayerError(f"strides={_show(tuple(st))} is not allowed: the batch and channel strides must be 1")
     if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
-        raise LayerError(f"padding={padding!r} is not allowed: use 'SAME' or 'VALID'")
+        raise LayerError(f"padding={_show(padding)} is not allowed: use 'SAME' or 'VALID'")
     if rate is None:
         dil: Any = (1, 1)
     elif isinstance(rate, numbers.Integral):
@@ -508,7 +545,7 @@ def from_tf_nn(
     st_pair, dil_pair = _int_pair("strides", hw), _int_pair("rate", dil)
     if max(st_pair) > 1 and max(dil_pair) > 1:
         raise LayerError(
-            f"strides={tuple(st)!r} with rate={dil!r} is not allowed: tf.nn.depthwise_conv2d "
+            f"strides={_show(tuple(st))} with rate={_show(dil)} is not allowed: tf.nn.depthwise_conv2d "
             "needs all strides 1 when a rate is above 1"
         )
     return DepthwiseLayer(

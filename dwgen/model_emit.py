@@ -47,8 +47,11 @@ def parse_only(text: str | None, model: Model) -> list[DepthwiseOp]:
     chosen = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit():
-            raise DwgenError(f"--only {text!r}: give op indices separated by commas, e.g. --only 3,7")
+        # str.isdigit() also takes '²' and other Unicode digits int() refuses; 9 digits
+        # keep int() far from Python's digit limit and exceed any model's op count.
+        if not (part.isascii() and part.isdigit()) or len(part) > 9:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise DwgenError(f"--only {shown!r}: give op indices separated by commas, e.g. --only 3,7 (ASCII digits only)")
         idx = int(part)
         if idx not in by_index:
             known = ", ".join(str(i) for i in sorted(by_index)) or "none"
@@ -125,7 +128,7 @@ def manifest(kernels: Sequence[ModelKernel], model_name: str, target: str) -> di
             "layout": g.data_format,
             "macs": g.macs,
             "scratch_bytes": 0,
-            "data_flow": "dsp" if k.dsp is not None else "portable",
+            "data_flow": k.data_flow,
         })
     return {"model": model_name, "dwgen_version": __version__, "target": target, "kernels": entries}
 

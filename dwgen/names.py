@@ -310,18 +310,26 @@ def unique_names(bases: Sequence[str], taken: Iterable[str] = (), limit: int = M
     or with a name in `taken`, renamed `base_2`, `base_3`, ...: the first keeps its name,
     and the same input always gives the same names."""
     space = _Space()
-    used = set(taken)
-    for t in used:
+    chosen: set[str] = set(taken)  # a name equal to a taken one is refused too (bench's x_ref)
+    for t in chosen:
         space.add(t)
-    out = []
+    out: list[str] = []
+    # The next suffix to try per base: the space only grows, so a suffix refused once stays
+    # refused, and resuming there gives the same names as counting from 2 each time without
+    # the quadratic cost when a model's 1024 ops all share one base name.
+    next_k: dict[str, int] = {}
     for base in bases:
-        name, k = base, 2
-        while name in used or space.clash(name) is not None or name_problem(name) is not None:
+        name, k = base, next_k.get(base, 2)
+        if k > 2:
+            suffix = f"_{k - 1}"
+            name = base[: limit - len(suffix)].rstrip("_") + suffix
+        while name in chosen or space.clash(name) is not None or name_problem(name) is not None:
             suffix = f"_{k}"
             name = base[: limit - len(suffix)].rstrip("_") + suffix
             k += 1
+        next_k[base] = k
         space.add(name)
-        used.add(name)
+        chosen.add(name)
         out.append(name)
     return out
 

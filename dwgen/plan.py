@@ -10,12 +10,15 @@ into the bias (int32 arithmetic wraps identically in C and TFLite, so the fold i
 exact), decides which shift directions the requantization needs, and proves whether
 the int32 accumulator can overflow (if it can, the C accumulates in uint32_t, whose
 wrap-around is defined, instead of relying on signed overflow).
+
+Generated code must stay bounded: the regions are only built when the unrolled kernel fits
+MAX_UNROLLED_STATEMENTS (estimated from the axis runs alone, so a huge kernel costs nothing to
+refuse); otherwise the plan is `looped` and the C has one loop body for the whole image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 
 import numpy as np
 
@@ -25,6 +28,15 @@ from .qlayer import QuantizedLayer
 INT32_MAX = 2**31 - 1
 #: Kernel windows above this many taps keep their weights in an array rather than locals.
 MAX_REGISTER_TAPS = 25
+#: Code-size budget of the unrolled kernel, in C statements. Each region is emitted with its
+#: own loops and one statement per tap, so a large kernel on an image not much bigger than it
+#: (every output column its own border region) grows as regions x taps: a 64x64 SAME kernel on
+#: a 64x64 image would be ~16.8M statements. Past the budget the kernel is generated in the
+#: looped form of `--opt size` instead (one loop body, taps checked at run time), whose size
+#: depends only on the weight and quantization tables.
+MAX_UNROLLED_STATEMENTS = 8192
+#: Statements a region costs besides its taps: loop heads, index set-up, requantize and store.
+REGION_STATEMENTS = 12
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,7 @@ class AxisRun:
 
     start: int
     stop: int
-    taps: tuple[int, ...]  # kernel indices whose input lies inside the image
+    taps: range  # kernel indices whose input lies inside the image (always contiguous)
     interior: bool
 
     @property
@@ -58,16 +70,31 @@ class Region:
 
 
 def axis_runs(out: int, size: int, kernel: int, stride: int, dilation: int, pad: int) -> list[AxisRun]:
-    def live(o: int) -> tuple[int, ...]:
-        return tuple(t for t in range(kernel) if 0 <= o * stride - pad + t * dilation < size)
+    """The runs of one output axis, in O(out) time whatever the kernel size.
 
-    runs = []
-    pos = 0
-    for taps, members in groupby(range(out), key=live):
-        n = len(list(members))
-        runs.append(AxisRun(pos, pos + n, taps, len(taps) == kernel))
-        pos += n
+    Tap t of output o reads input o * stride - pad + t * dilation, increasing in t, so the live
+    taps form one interval: from the first t reaching index 0 to the last below `size`.
+    """
+    runs: list[AxisRun] = []
+    prev = None
+    for o in range(out):
+        origin = o * stride - pad
+        lo = max(0, -(origin // dilation)) if origin < 0 else 0  # ceil(-origin / dilation)
+        hi = min(kernel - 1, (size - 1 - origin) // dilation) if origin < size else -1
+        key = (lo, hi + 1) if lo <= hi else (0, 0)
+        if key == prev:
+            last = runs[-1]
+            runs[-1] = AxisRun(last.start, o + 1, last.taps, last.interior)
+        else:
+            runs.append(AxisRun(o, o + 1, range(*key), key == (0, kernel)))
+            prev = key
     return runs
+
+
+def unrolled_statements(rows: list[AxisRun], cols: list[AxisRun], taps: int) -> int:
+    """Upper bound on the statements of the unrolled kernel: per region its live taps, the dead
+    taps' zero-point correction and the fixed part."""
+    return len(rows) * len(cols) * (taps + REGION_STATEMENTS)
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,10 @@ class Plan:
     needs_right_shift: bool
     acc_may_overflow: bool
     weights_in_locals: bool
+    #: the unrolled kernel's estimated statements (see MAX_UNROLLED_STATEMENTS)
+    unrolled_statements: int = 0
+    #: over the budget: no regions are planned and the looped form is generated
+    looped: bool = False
 
     @property
     def geometry(self) -> Geometry:
@@ -107,12 +138,17 @@ def make_plan(ql: QuantizedLayer) -> Plan:
     g = ql.geometry
     rows = axis_runs(g.out_h, g.in_h, g.kernel_h, g.stride_h, g.dilation_h, g.pad_top)
     cols = axis_runs(g.out_w, g.in_w, g.kernel_w, g.stride_w, g.dilation_w, g.pad_left)
+    taps = g.kernel_h * g.kernel_w
+    estimate = unrolled_statements(rows, cols, taps)
+    looped = estimate > MAX_UNROLLED_STATEMENTS
     regions = []
-    for r in rows:
-        for c in cols:
-            live = tuple(ky * g.kernel_w + kx for ky in r.taps for kx in c.taps)
-            dead = tuple(t for t in range(g.kernel_h * g.kernel_w) if t not in live)
-            regions.append(Region(r, c, live, dead))
+    if not looped:  # within the budget, so regions x taps is small
+        for r in rows:
+            for c in cols:
+                live = tuple(ky * g.kernel_w + kx for ky in r.taps for kx in c.taps)
+                live_set = set(live)
+                dead = tuple(t for t in range(taps) if t not in live_set)
+                regions.append(Region(r, c, live, dead))
     # interior first: it is where the time goes, and reads best at the top of the kernel
     regions.sort(key=lambda reg: not reg.interior)
 
@@ -139,7 +175,9 @@ def make_plan(ql: QuantizedLayer) -> Plan:
         needs_right_shift=bool(np.any(shifts < 0)),
         acc_may_overflow=overflow,
         weights_in_locals=g.kernel_h * g.kernel_w <= MAX_REGISTER_TAPS,
+        unrolled_statements=estimate,
+        looped=looped,
     )
 
 
-__all__ = ["AxisRun", "Plan", "Region", "axis_runs", "make_plan"]
+__all__ = ["MAX_UNROLLED_STATEMENTS", "AxisRun", "Plan", "Region", "axis_runs", "make_plan", "unrolled_statements"]

@@ -15,7 +15,9 @@ import numpy as np
 
 from .errors import QuantizationError
 from .layer import DepthwiseLayer, Geometry
-from .quant import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, Quantization, quantize_bias, quantize_weights
+from .quant import (
+    INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, MAX_SHIFT, MIN_SHIFT, Quantization, quantize_bias, quantize_weights,
+)
 
 
 def _integer_array(name: str, value: Any, lo: int, hi: int, kind: str) -> np.ndarray:
@@ -32,8 +34,8 @@ def _integer_array(name: str, value: Any, lo: int, hi: int, kind: str) -> np.nda
     return arr
 
 
-def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarray:
-    """Accept the shapes users have: Keras [kh,kw,C,M] / [k,C,M], [kh,kw,C*M], TFLite [1,kh,kw,C*M]."""
+def kernel_shapes(g: Geometry) -> list[tuple[int, ...]]:
+    """The weight shapes users have: Keras [kh,kw,C,M] / [k,C,M], [kh,kw,C*M], TFLite [1,kh,kw,C*M]."""
     kh, kw, c, m = g.kernel_h, g.kernel_w, g.in_c, g.depth_multiplier
     accepted = {
         (kh, kw, c, m): None,
@@ -43,6 +45,13 @@ def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarra
     if g.rank == 1:
         accepted[(kw, c, m)] = None
         accepted[(kw, c * m)] = None
+    return list(accepted)
+
+
+def _kernel_to_tflite_layout(name: str, w: np.ndarray, g: Geometry) -> np.ndarray:
+    """Accept any of `kernel_shapes(g)`; return [kh, kw, C*M]."""
+    kh, kw, c, m = g.kernel_h, g.kernel_w, g.in_c, g.depth_multiplier
+    accepted = kernel_shapes(g)
     if w.shape not in accepted:
         shapes = " or ".join(str(list(s)) for s in accepted)
         raise QuantizationError(
@@ -91,6 +100,15 @@ class QuantizedLayer:
             quant = dataclasses.replace(
                 quant, multipliers=quant.multipliers * oc, shifts=quant.shifts * oc
             )
+        # Also for a Quantization built field by field: the generated C relies on these ranges
+        # (single rounding shifts by 31 - shift, which must stay positive).
+        hi = 30 if quant.rounding == "single" else MAX_SHIFT
+        for i, (mult, shift) in enumerate(zip(quant.multipliers, quant.shifts)):
+            if not (0 <= mult <= INT32_MAX and MIN_SHIFT <= shift <= hi):
+                raise QuantizationError(
+                    f"multipliers[{i}]={mult}, shifts[{i}]={shift} is not allowed: a multiplier is in "
+                    f"[0, 2^31 - 1] and a shift in [{MIN_SHIFT}, {hi}]"
+                )
         if quant.num_channels != oc:
             raise QuantizationError(
                 f"the quantization has {quant.num_channels} channel multipliers: this layer has "
@@ -116,6 +134,8 @@ class QuantizedLayer:
     ) -> "QuantizedLayer":
         """Quantize float Keras weights the way the TFLite converter does."""
         g = layer.geometry(input_shape)
+        if not isinstance(per_channel, (bool, np.bool_)):
+            raise QuantizationError(f"per_channel={per_channel!r:.60} is not allowed: use True or False")
         k = np.asarray(kernel)
         if k.dtype.kind != "f":
             raise QuantizationError(f"kernel has dtype {k.dtype}: from_float takes float weights")
@@ -159,4 +179,4 @@ class QuantizedLayer:
         return arr
 
 
-__all__ = ["QuantizedLayer"]
+__all__ = ["QuantizedLayer", "kernel_shapes"]

@@ -8,22 +8,61 @@ fused activations become clamp bounds (computed in float32, as TFLite does).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import QuantizationError
+from .errors import QuantizationError, show_value
 
 ROUNDING_MODES = ("double", "single")
 INT8_MIN, INT8_MAX = -128, 127
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: The requantization shifts dwgen accepts (positive = left). TFLite computes the left shift
+#: as `x * (1 << shift)` in int32, which is undefined from 32 on, and QuantizeMultiplier never
+#: makes a right shift above 31 (it flushes smaller scales to zero). Every shift table in the
+#: generated C is int8_t because of this range.
+MIN_SHIFT, MAX_SHIFT = -31, 31
+
+
+class EffectiveScaleError(QuantizationError):
+    """An effective scale too large for TFLite's requantization (a left shift above 31)."""
+
+
+#: Most output channels a layer may have: dwgen reads at most 64 MiB of weights
+#: (dwgen.npyfile.MAX_ARRAY_BYTES), one int8 per channel at the least.
+MAX_CHANNELS = 64 * 2**20
+
+
+def _show(value: object, limit: int = 60) -> str:
+    return show_value(value, limit)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _int_list(name: str, values: object) -> list[int]:
+    """A list of integers given by the caller: floats, strings and bools are refused, not truncated."""
+    try:
+        if isinstance(values, (str, bytes, dict)):
+            raise TypeError
+        items = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise QuantizationError(f"{name}={_show(values)} is not allowed: give a list of integers, one per output channel") from None
+    out = []
+    for i, v in enumerate(items):
+        if not _is_int(v):
+            raise QuantizationError(f"{name}[{i}]={_show(v)} is not allowed: {name} are integers")
+        out.append(int(v))
+    return out
 
 
 def _check_rounding(rounding: str) -> str:
-    if rounding not in ROUNDING_MODES:
+    if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
         raise QuantizationError(
-            f"rounding={rounding!r} is not allowed: use 'double' (TFLite's default) or 'single' "
+            f"rounding={_show(rounding)} is not allowed: use 'double' (TFLite's default) or 'single' "
             "(TFLite built with TFLITE_SINGLE_ROUNDING)"
         )
     return rounding
@@ -150,23 +189,25 @@ class Quantization:
 
     @staticmethod
     def _zero_point(name: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
-            INT8_MIN <= int(value) <= INT8_MAX
-        ):
-            raise QuantizationError(f"{name}={value!r} is not allowed: an int8 zero point is an integer in [-128, 127]")
+        if not _is_int(value) or not (INT8_MIN <= int(value) <= INT8_MAX):
+            raise QuantizationError(f"{name}={_show(value)} is not allowed: an int8 zero point is an integer in [-128, 127]")
         return int(value)
 
     @staticmethod
     def _scale(name: str, value: object) -> float:
+        # float() would also take "0.1" and True: a scale must already be a number.
+        bad_type = isinstance(value, (str, bytes, bool, np.bool_))
         try:
             v = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise QuantizationError(f"{name}={value!r} is not allowed: a scale is a positive finite number") from None
+        except (TypeError, ValueError, OverflowError):
+            bad_type = True
+        if bad_type:
+            raise QuantizationError(f"{name}={_show(value)} is not allowed: a scale is a positive finite number") from None
         with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: rejected below
             v32 = np.float32(v)
         if not math.isfinite(v) or v <= 0 or not math.isfinite(float(v32)) or v32 == 0:
             raise QuantizationError(
-                f"{name}={value!r} is not allowed: a scale is a positive finite number (as float32)"
+                f"{name}={_show(value)} is not allowed: a scale is a positive finite number (as float32)"
             )
         return float(np.float32(v))
 
@@ -184,15 +225,22 @@ class Quantization:
     ) -> "Quantization":
         """TFLite's Prepare: per-channel (len == num_channels) or per-tensor (one) weight scales."""
         _check_rounding(rounding)
+        if not _is_int(num_channels) or not 0 < num_channels <= MAX_CHANNELS:
+            raise QuantizationError(
+                f"num_channels={_show(num_channels)} is not allowed: a layer has 1 to {MAX_CHANNELS} output channels"
+            )
         in_s = cls._scale("input_scale", input_scale)
         out_s = cls._scale("output_scale", output_scale)
         in_zp = cls._zero_point("input_zero_point", input_zero_point)
         out_zp = cls._zero_point("output_zero_point", output_zero_point)
         try:
-            ws = np.atleast_1d(np.asarray(weight_scales, dtype=np.float64))
-        except (TypeError, ValueError):
+            raw = np.asarray(weight_scales)
+            if raw.dtype.kind not in "iuf":  # strings, bools and objects are not scales
+                raise TypeError
+            ws = np.atleast_1d(raw.astype(np.float64))
+        except (TypeError, ValueError, OverflowError):
             raise QuantizationError(
-                f"weight_scales={weight_scales!r} is not allowed: give one positive number or one per "
+                f"weight_scales={_show(weight_scales)} is not allowed: give one positive number or one per "
                 "output channel"
             ) from None
         if ws.ndim != 1:
@@ -214,6 +262,17 @@ class Quantization:
                     "symmetric, every weight zero point must be 0"
                 )
         per_channel = len(scales) != 1 or num_channels == 1
+        for i, s in enumerate(scales):
+            real = effective_scale(in_s, s, out_s)
+            shift = quantize_multiplier(real)[1]  # the exponent before single rounding saturates it
+            if shift > MAX_SHIFT:
+                which = f"of output channel {i}" if len(scales) > 1 else "of the layer"
+                raise EffectiveScaleError(
+                    f"the effective scale {which} (input_scale * weight_scale / output_scale = "
+                    f"{in_s:.9g} * {s:.9g} / {out_s:.9g} = {real:.9g}) needs a requantization left "
+                    f"shift of {shift}: dwgen accepts effective scales below 2^31 - 0.5 (a left shift "
+                    f"of at most {MAX_SHIFT}; TFLite's requantization overflows beyond it)"
+                )
         full = scales if len(scales) == num_channels else scales * num_channels
         pairs = [quantize_multiplier(effective_scale(in_s, s, out_s), rounding) for s in full]
         return cls(
@@ -237,8 +296,8 @@ class Quantization:
     ) -> "Quantization":
         """Integer parameters given directly (CMSIS-NN style); one entry per output channel."""
         _check_rounding(rounding)
-        mults = [int(m) for m in multipliers]
-        sh = [int(s) for s in shifts]
+        mults = _int_list("multipliers", multipliers)
+        sh = _int_list("shifts", shifts)
         if len(mults) != len(sh) or not mults:
             raise QuantizationError(
                 f"{len(mults)} multipliers and {len(sh)} shifts: give one of each per output channel"
@@ -246,11 +305,14 @@ class Quantization:
         for i, (m, s) in enumerate(zip(mults, sh)):
             if not (0 <= m <= INT32_MAX):
                 raise QuantizationError(f"multipliers[{i}]={m} is not allowed: a multiplier is in [0, 2^31 - 1]")
-            lo = -31
-            hi = 30 if rounding == "single" else 31
+            lo = MIN_SHIFT
+            hi = 30 if rounding == "single" else MAX_SHIFT
             if not (lo <= s <= hi):
                 raise QuantizationError(f"shifts[{i}]={s} is not allowed: a shift is in [{lo}, {hi}]")
         act = None
+        for key, v in (("act_min", act_min), ("act_max", act_max)):
+            if v is not None and not _is_int(v):
+                raise QuantizationError(f"{key}={_show(v)} is not allowed: it is an integer in [-128, 127]")
         if act_min is not None or act_max is not None:
             lo_a = INT8_MIN if act_min is None else int(act_min)
             hi_a = INT8_MAX if act_max is None else int(act_max)
@@ -349,6 +411,6 @@ def _round_away(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "Quantization", "ROUNDING_MODES", "activation_bounds", "effective_scale",
+    "EffectiveScaleError", "MAX_SHIFT", "MIN_SHIFT", "Quantization", "ROUNDING_MODES", "activation_bounds", "effective_scale",
     "multiply_by_quantized_multiplier", "quantize_bias", "quantize_multiplier", "quantize_weights",
 ]

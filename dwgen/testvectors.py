@@ -44,6 +44,9 @@ from .reference import depthwise_conv
 
 MAIN_FILE = "dwgen_test_main.c"
 VECTORS_SUFFIX = "_vectors.h"
+#: Most array bytes one kernel's test vectors may hold (`vector_bytes`): they become C
+#: source (~5 bytes of text each) that a firmware image must also fit.
+MAX_VECTOR_BYTES = 16 * 2**20
 #: Bytes past the end of the output buffer that must stay untouched.
 GUARD_BYTES = 16
 
@@ -81,9 +84,35 @@ def seed_for(name: str) -> int:
     return zlib.crc32(name.encode("ascii"))
 
 
+def vector_bytes(ql: QuantizedLayer, extern: bool = False) -> int:
+    """Bytes of array data in `<name>_vectors.h`: input and expected output, and with
+    --weights extern the weights and int32 bias too (the C text is ~5x larger)."""
+    g = ql.geometry
+    n = g.input_size + g.output_size
+    if extern:
+        n += g.kernel_h * g.kernel_w * g.out_c + (4 * g.out_c if ql.layer.use_bias else 0)
+    return n
+
+
+def check_vector_budget(ql: QuantizedLayer, name: str, extern: bool = False) -> None:
+    """Refuse test vectors past MAX_VECTOR_BYTES, before any of them is computed."""
+    n = vector_bytes(ql, extern)
+    if n > MAX_VECTOR_BYTES:
+        from .npyfile import human_bytes
+
+        g = ql.geometry
+        parts = f"input {_shape(g.input_shape)} + output {_shape(g.output_shape)}" + (
+            " + weights and bias" if extern else "")
+        raise DwgenError(
+            f"--test-vectors for {name!r}: the vectors would hold {human_bytes(n)} ({parts}); at most "
+            f"{human_bytes(MAX_VECTOR_BYTES)} per kernel are written: emit this layer without --test-vectors"
+        )
+
+
 def make_vectors(kernel: GeneratedKernel, ql: QuantizedLayer, x: np.ndarray | None = None,
                  source: str | None = None) -> KernelVectors:
     """Vectors for `kernel` (generated from `ql`): `x`, or a seeded random input."""
+    check_vector_budget(ql, kernel.name, kernel.options.weights == "extern")
     if x is None:
         seed = seed_for(kernel.name)
         x = ql.random_input(seed)
@@ -391,7 +420,7 @@ def vector_files(vectors: Sequence[KernelVectors], outdir: str | Path | None = N
 
 
 __all__ = [
-    "GUARD_BYTES", "MAIN_FILE", "VECTORS_SUFFIX", "KernelVectors", "existing_vector_names",
-    "is_generated_main", "make_vectors", "model_input", "render_main", "seed_for", "vector_files",
-    "vectors_filename", "vectors_header",
+    "GUARD_BYTES", "MAIN_FILE", "MAX_VECTOR_BYTES", "VECTORS_SUFFIX", "KernelVectors", "check_vector_budget",
+    "existing_vector_names", "is_generated_main", "make_vectors", "model_input", "render_main", "seed_for", "vector_files",
+    "vector_bytes", "vectors_filename", "vectors_header",
 ]

@@ -8,7 +8,9 @@ the reason (int16x8, int4 weights, uint8, float, hybrid, dynamic filter, ...).
 The file is untrusted input. It is parsed by a small bounds-checked flatbuffer reader
 (field numbers from the TFLite schema, `tflite/schema/schema.fbs`): every table,
 vtable, vector, string and buffer is checked to lie inside the file before it is read,
-vector lengths are bounded by the bytes that remain, tensor sizes are capped, and any
+vector lengths are bounded by the bytes that remain, tensor sizes are capped, work and
+memory are bounded by the file's size (shared vectors are decoded once, and all decoded
+values, counted at every use, fit a budget of WORK_PER_BYTE per byte), and any
 failure becomes a one-line `dwgen.errors.ModelError` naming the problem (and the op
 index when there is one). Names stay raw data (`DepthwiseOp.output_name`); code gets
 `DepthwiseOp.c_name`, a sanitized unique C identifier, and comments get
@@ -49,6 +51,7 @@ then `reference(op.qlayer, interp.get_tensor(op.input))` equals
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import re
@@ -59,11 +62,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DwgenError, ModelError
+from .errors import DwgenError, LayerSizeError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 from .names import avoid_reserved, name_problem, unique_names
 from .qlayer import QuantizedLayer
-from .quant import Quantization
+from .quant import EffectiveScaleError, Quantization
 
 # -- limits ---------------------------------------------------------------------------------
 #: Largest tensor (elements) dwgen accepts; far above any microcontroller activation.
@@ -80,6 +83,17 @@ MAX_KERNEL_SPAN = 1024
 # each, and up to _SIM_BUDGET elements per subgraph (a hostile file cannot make it slow).
 _SIM_LIMIT = 1 << 22
 _SIM_BUDGET = 1 << 24
+#: Decoding budget: the values (vector elements, string bytes, table entries, op tensor
+#: references, weights of analysed ops) decoded in all, counted at every use, are at most
+#: WORK_PER_BYTE per byte of the file plus WORK_BASE. A model whose tables and vectors
+#: are its own spends about one per byte; only tables shared by many parents or vectors
+#: overlapping each other (which no converter writes) can claim more, and without this
+#: bound a 480 KB file could make the reader decode billions of values.
+WORK_PER_BYTE = 4
+WORK_BASE = 1 << 16
+#: Most DEPTHWISE_CONV_2D ops analysed in one model (each costs about a millisecond; real
+#: models have tens).
+MAX_DEPTHWISE_OPS = 1024
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -171,11 +185,29 @@ _U64 = struct.Struct("<Q")
 
 
 class _Reader:
-    __slots__ = ("data", "size")
+    __slots__ = ("data", "size", "memo", "limit", "spent", "sim_budget")
 
     def __init__(self, data: bytes):
         self.data = data
         self.size = len(data)
+        # Decoded vectors and strings by (byte offset, type): a table shared by many parents
+        # is decoded into Python objects once, and every parent holds the same object.
+        self.memo: dict[tuple[int, str], Any] = {}
+        self.limit = WORK_PER_BYTE * self.size + WORK_BASE
+        self.spent = 0
+        # Pattern recognition's simulation budget, for the whole file (not per subgraph, so
+        # a subgraph listed many times cannot multiply it).
+        self.sim_budget = _SIM_BUDGET
+
+    def charge(self, n: int, what: str) -> None:
+        """Count `n` decoded values against the file's budget (see WORK_PER_BYTE)."""
+        self.spent += n
+        if self.spent > self.limit:
+            raise _Malformed(
+                f"decoding {what} takes the model past {self.limit} values ({WORK_PER_BYTE} per byte "
+                f"of the {self.size}-byte file, plus {WORK_BASE}): its tables are shared or overlap "
+                "far beyond what a converter writes"
+            )
 
     def need(self, pos: int, n: int, what: str) -> None:
         if pos < 0 or n < 0 or pos + n > self.size:
@@ -243,26 +275,40 @@ class _Table:
             )
         return start, n
 
-    def array(self, fid: int, dtype: str, what: str) -> np.ndarray | None:
+    def values(self, fid: int, dtype: str, what: str) -> tuple | None:
+        """A vector of numbers as a tuple of Python ints/floats, decoded once per offset."""
         dt = np.dtype(dtype)
         v = self.vector(fid, dt.itemsize, what)
         if v is None:
             return None
         start, n = v
-        return np.frombuffer(self.r.data, dtype=dt, count=n, offset=start)
+        self.r.charge(n, what)
+        key = (start, dtype)
+        got = self.r.memo.get(key)
+        if got is None:
+            got = tuple(np.frombuffer(self.r.data, dtype=dt, count=n, offset=start).tolist())
+            self.r.memo[key] = got
+        return got
 
     def string(self, fid: int, what: str) -> str | None:
         v = self.vector(fid, 1, what)
         if v is None:
             return None
         start, n = v
-        return self.r.data[start:start + n].decode("utf-8", errors="replace")
+        self.r.charge(n, what)
+        key = (start, "str")
+        got = self.r.memo.get(key)
+        if got is None:
+            got = self.r.data[start:start + n].decode("utf-8", errors="replace")
+            self.r.memo[key] = got
+        return got
 
     def tables(self, fid: int, what: str) -> list["_Table"]:
         v = self.vector(fid, 4, what)
         if v is None:
             return []
         start, n = v
+        self.r.charge(n, what)
         out = []
         for i in range(n):
             p = start + 4 * i
@@ -291,6 +337,12 @@ class TensorInfo:
     def dtype(self) -> str:
         """"int8", "int16", "float32", "int4", ... (or "type<N>" for unknown codes)."""
         return _TENSOR_TYPES.get(self.type_code, f"type{self.type_code}")
+
+    @property
+    def numpy_dtype(self) -> np.dtype | None:
+        """The numpy dtype of the tensor's elements (None for int4, string, resource, ...)."""
+        code = _NUMPY_DTYPES.get(self.dtype)
+        return None if code is None else np.dtype(code)
 
     @property
     def quantized(self) -> bool:
@@ -678,12 +730,15 @@ def _parse(data: bytes, require_depthwise: bool) -> Model:
         raise _Bad("the model has no subgraph")
     subgraphs = tuple(sg for sg, _ in parsed)
 
+    n_dw = sum(op.code == DEPTHWISE_CONV_2D for sg in subgraphs for op in sg.operators)
+    if n_dw > MAX_DEPTHWISE_OPS:
+        raise _Bad(f"the model has {n_dw} DEPTHWISE_CONV_2D ops: dwgen reads models with up to {MAX_DEPTHWISE_OPS}")
     depthwise: list[DepthwiseOp] = []
     unsupported: list[UnsupportedOp] = []
     for sg, op_tables in parsed:
         if not any(op.code == DEPTHWISE_CONV_2D for op in sg.operators):
             continue
-        graph = _Graph(data, buffers, sg, op_tables)
+        graph = _Graph(r, buffers, sg, op_tables)
         for op in sg.operators:
             if op.code != DEPTHWISE_CONV_2D:
                 continue
@@ -726,17 +781,17 @@ def _subgraph(r: _Reader, index: int, t: _Table, opcodes: list) -> tuple[Subgrap
     tensors = tuple(_tensor(index, j, tt) for j, tt in enumerate(t.tables(0, f"{where} tensor")))
     n = len(tensors)
 
-    def indices(arr: np.ndarray | None, what: str, optional: bool) -> tuple[int, ...]:
-        if arr is None:
+    def indices(vals: tuple | None, what: str, optional: bool) -> tuple[int, ...]:
+        if not vals:
             return ()
-        vals = tuple(int(v) for v in arr)
-        for v in vals:
-            if v >= n or v < (-1 if optional else 0):
-                raise _Malformed(f"{what} refers to tensor {v} but the subgraph has {n} tensors")
+        lo = -1 if optional else 0
+        if min(vals) < lo or max(vals) >= n:
+            v = next(v for v in vals if v >= n or v < lo)
+            raise _Malformed(f"{what} refers to tensor {v} but the subgraph has {n} tensors")
         return vals
 
-    ins = indices(t.array(1, "<i4", f"{where} inputs"), f"{where} inputs", False)
-    outs = indices(t.array(2, "<i4", f"{where} outputs"), f"{where} outputs", False)
+    ins = indices(t.values(1, "<i4", f"{where} inputs"), f"{where} inputs", False)
+    outs = indices(t.values(2, "<i4", f"{where} outputs"), f"{where} outputs", False)
     ops = []
     op_tables = t.tables(3, f"{where} operator")
     for k, ot in enumerate(op_tables):
@@ -746,8 +801,8 @@ def _subgraph(r: _Reader, index: int, t: _Table, opcodes: list) -> tuple[Subgrap
             raise _Malformed(f"{what} uses operator code {oi} but the model has {len(opcodes)}")
         code, custom, ver = opcodes[oi]
         name = op_name(code)
-        op_ins = indices(ot.array(1, "<i4", f"{what} inputs"), f"{what} ({name}) input", True)
-        op_outs = indices(ot.array(2, "<i4", f"{what} outputs"), f"{what} ({name}) output", True)
+        op_ins = indices(ot.values(1, "<i4", f"{what} inputs"), f"{what} ({name}) input", True)
+        op_outs = indices(ot.values(2, "<i4", f"{what} outputs"), f"{what} ({name}) output", True)
         ops.append(OpInfo(
             subgraph=index, index=k, code=code, custom_code=custom, version=ver,
             inputs=op_ins, outputs=op_outs, options_type=ot.scalar(3, _U8, 0),
@@ -761,23 +816,26 @@ def _subgraph(r: _Reader, index: int, t: _Table, opcodes: list) -> tuple[Subgrap
 
 def _tensor(sg: int, j: int, t: _Table) -> TensorInfo:
     what = f"subgraph {sg} tensor {j}" if sg else f"tensor {j}"
-    shape = t.array(0, "<i4", f"{what} shape")
-    sig = t.array(7, "<i4", f"{what} shape signature")
+    shape = t.values(0, "<i4", f"{what} shape")
+    sig = t.values(7, "<i4", f"{what} shape signature")
     q = t.table(4, f"{what} quantization")
     scale: tuple[float, ...] = ()
     zp: tuple[int, ...] = ()
     qdim = 0
+    name = t.string(3, f"{what} name") or ""
+    shape = shape or ()
     if q is not None:
-        s = q.array(2, "<f4", f"{what} scales")
-        z = q.array(3, "<i8", f"{what} zero points")
-        scale = () if s is None else tuple(float(v) for v in s)
-        zp = () if z is None else tuple(int(v) for v in z)
+        scale = q.values(2, "<f4", f"{what} scales") or ()
+        z = q.values(3, "<i8", f"{what} zero points")
+        zp = z or ()
         qdim = q.scalar(6, _I32, 0)
+        if scale:
+            _check_quantization(f"{what} {_show(name)}", shape, scale, z, qdim)
     return TensorInfo(
         subgraph=sg, index=j,
-        name=t.string(3, f"{what} name") or "",
-        shape=() if shape is None else tuple(int(v) for v in shape),
-        shape_signature=None if sig is None else tuple(int(v) for v in sig),
+        name=name,
+        shape=shape,
+        shape_signature=sig,
         type_code=t.scalar(1, _I8, 0),
         buffer=t.scalar(2, _U32, 0),
         scale=scale, zero_point=zp, quantized_dimension=qdim,
@@ -785,8 +843,43 @@ def _tensor(sg: int, j: int, t: _Table) -> TensorInfo:
     )
 
 
+def _check_quantization(who: str, shape: tuple, scale: tuple, zp: tuple | None, qdim: int) -> None:
+    """Refuse the quantization parameters TFLite refuses when it loads a model.
+
+    TFLite's interpreter rejects the whole model (before running anything) when a tensor
+    has scales but no zero points, a different number of each, a quantized dimension
+    outside its rank, or more than one scale but not one per index of that dimension.
+    dwgen reports the same files, so `dwgen check` never hands TFLite a model it refuses
+    and `inspect`/`emit` do not accept what no interpreter can run. Rank-0 tensors have no
+    dimension to check, as in TFLite.
+    """
+    ns = len(scale)
+    if zp is None:
+        raise _Bad(f"{who} has {ns} scales but no zero points: TFLite refuses to load quantization without zero points")
+    if len(zp) != ns:
+        raise _Bad(
+            f"{who} has {ns} scales but {len(zp)} zero points: TFLite refuses to load quantization "
+            "whose scale and zero point counts differ"
+        )
+    rank = len(shape)
+    if rank == 0:
+        return
+    if not 0 <= qdim < rank:
+        raise _Bad(
+            f"{who} is quantized along dimension {qdim} but has rank {rank}: TFLite refuses to load a "
+            f"quantized dimension outside [0, {rank})"
+        )
+    if ns != 1 and ns != shape[qdim]:
+        raise _Bad(
+            f"{who} has {ns} scales along dimension {qdim} of its shape {list(shape)}: "
+            f"TFLite loads 1 (per tensor) or {shape[qdim]} (one per index of that dimension)"
+        )
+
+
 # -- depthwise ops and the patterns around them ---------------------------------------------
 _ADD, _RELU, _RELU_N1_TO_1, _RELU6 = 0, 19, 20, 21
+# What analysing one depthwise op costs beyond its names and weights, in decoded values.
+_OP_COST = 64
 # (rank, data_format) of the layouts a user layer can have besides plain NHWC.
 _LAYOUTS = {
     "nwc": (1, CHANNELS_LAST),
@@ -846,8 +939,8 @@ def _expect_post(layout: str, b: np.ndarray) -> np.ndarray | None:
 class _Graph:
     """One subgraph: producers/consumers, and the analysis of its depthwise ops."""
 
-    def __init__(self, data: bytes, buffers: tuple, sg: Subgraph, op_tables: list[_Table]):
-        self.data, self.buffers, self.sg, self.op_tables = data, buffers, sg, op_tables
+    def __init__(self, r: _Reader, buffers: tuple, sg: Subgraph, op_tables: list[_Table]):
+        self.r, self.data, self.buffers, self.sg, self.op_tables = r, r.data, buffers, sg, op_tables
         self.T = sg.tensors
         self.ops = sg.operators
         self.producer: dict[int, int] = {}
@@ -860,7 +953,6 @@ class _Graph:
                 if t >= 0:
                     self.consumers.setdefault(t, []).append(op.index)
         self.graph_outputs = set(sg.outputs)
-        self.sim_budget = _SIM_BUDGET
         self.cores: dict[int, _Core | None] = {}
         # op -> {layout: (tensor holding the user-layout data or None, layout op indices)}
         self.entries: dict[int, dict[str, tuple[int | None, tuple[int, ...]]]] = {}
@@ -895,9 +987,10 @@ class _Graph:
             return None
         return _tensor_array(self.data, self.buffers, self.T[index])
 
-    def const_ints(self, index: int) -> np.ndarray | None:
+    def const_ints(self, index: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A small int32/int64 constant of exactly `shape` (anything else: None, unread)."""
         t = self.T[index] if index >= 0 else None
-        if t is None or t.dtype not in ("int32", "int64"):
+        if t is None or t.dtype not in ("int32", "int64") or t.shape != shape:
             return None
         a = self.const(index)
         return None if a is None else a.astype(np.int64)
@@ -938,13 +1031,11 @@ class _Graph:
         if (opt.scalar(0, _I8, 0), opt.scalar(1, _I32, 0), opt.scalar(2, _I32, 0),
                 opt.scalar(5, _I32, 1), opt.scalar(6, _I32, 1)) != (1, 1, 1, 1, 1):
             return plain  # the inner op must be VALID, stride 1, no dilation
-        block = self.const_ints(stb.inputs[1])
-        pads = self.const_ints(stb.inputs[2])
-        block2 = self.const_ints(bts.inputs[1])
-        crops = self.const_ints(bts.inputs[2])
+        block = self.const_ints(stb.inputs[1], (2,))
+        pads = self.const_ints(stb.inputs[2], (2, 2))
+        block2 = self.const_ints(bts.inputs[1], (2,))
+        crops = self.const_ints(bts.inputs[2], (2, 2))
         if any(a is None for a in (block, pads, block2, crops)):
-            return plain
-        if block.shape != (2,) or block2.shape != (2,) or pads.shape != (2, 2) or crops.shape != (2, 2):
             return plain
         if not np.array_equal(block, block2) or block.min() < 1 or pads.min() < 0 or crops.min() < 0:
             return plain
@@ -987,9 +1078,9 @@ class _Graph:
 
     # -- layout ops around the core ----------------------------------------------------------
     def _spend(self, n: int) -> bool:
-        if n > _SIM_LIMIT or n > self.sim_budget:
+        if n > _SIM_LIMIT or n > self.r.sim_budget:
             return False
-        self.sim_budget -= n
+        self.r.sim_budget -= n
         return True
 
     def _apply(self, op: OpInfo, arr: np.ndarray) -> np.ndarray | None:
@@ -999,8 +1090,8 @@ class _Graph:
         if op.code == _TRANSPOSE:
             if len(op.inputs) < 2:
                 return None
-            perm = self.const_ints(op.inputs[1])
-            if perm is None or perm.ndim != 1 or sorted(perm.tolist()) != list(range(arr.ndim)):
+            perm = self.const_ints(op.inputs[1], (arr.ndim,))
+            if perm is None or sorted(perm.tolist()) != list(range(arr.ndim)):
                 return None
             res = arr.transpose([int(v) for v in perm])
         else:
@@ -1195,6 +1286,9 @@ class _Graph:
             raise _Bad(f"has outputs {list(outs)}: it needs exactly one output tensor")
         x, f, y = self.T[ins[0]], self.T[ins[1]], self.T[outs[0]]
         b = self.T[ins[2]] if len(ins) == 3 and ins[2] >= 0 else None
+        # Names are copied into the result and weights read per op, also when several ops
+        # share one table: every op pays for them.
+        self.r.charge(_OP_COST + sum(len(t.name) for t in (x, f, y, b) if t is not None), "its tensor names")
         reason = self._type_reason(x, f, y)
         if reason:
             return self._unsupported(op, reason)
@@ -1234,6 +1328,7 @@ class _Graph:
         self._checked("output", y, 4)
         if b is not None:
             self._checked("bias", b, None)
+        self.r.charge(f.num_elements + (0 if b is None else b.num_elements), "its weights and bias")
         n, h, w, c = x.shape
         one, kh, kw, oc = f.shape
         if one != 1:
@@ -1274,6 +1369,8 @@ class _Graph:
         )
         try:
             g = layer.geometry((batch, h, w, c))
+        except LayerSizeError as e:
+            return self._unsupported(op, str(e))  # valid TFLite, beyond dwgen's 32-bit indexing
         except DwgenError as e:
             raise _Bad(f"{self.tname('input', x)} of shape {list(x.shape)} does not fit the options: {e}") from None
         expected = (batch, g.out_h, g.out_w, oc)
@@ -1288,7 +1385,7 @@ class _Graph:
         # quantization
         in_s, in_zp = self._activation_q("input", x)
         out_s, out_zp = self._activation_q("output", y)
-        ns, nz = len(f.scale), len(f.zero_point)
+        ns = len(f.scale)
         if ns == 0:
             raise _Bad(f"{self.tname('filter', f)} is int8 without quantization parameters (scales)")
         if ns not in (1, oc):
@@ -1301,8 +1398,7 @@ class _Graph:
                 f"{self.tname('filter', f)} is quantized along dimension {f.quantized_dimension}: "
                 "per-channel depthwise weights are quantized along dimension 3"
             )
-        if nz != ns:
-            raise _Bad(f"{self.tname('filter', f)} has {ns} scales but {nz} zero points")
+        # (_check_quantization has made the zero points as many as the scales)
         bad_zp = [z for z in f.zero_point if z != 0]
         if bad_zp:
             raise _Bad(
@@ -1311,6 +1407,10 @@ class _Graph:
             )
         try:
             quant = Quantization.from_scales(in_s, in_zp, f.scale, out_s, out_zp, oc)
+        except EffectiveScaleError as e:
+            # A well-formed model whose numbers TFLite's kernel cannot requantize without
+            # overflow: the op is listed, the rest of the model is still usable.
+            return self._unsupported(op, str(e))
         except DwgenError as e:
             raise _Bad(f"bad quantization: {e}") from None
 
@@ -1343,11 +1443,13 @@ class _Graph:
             except DwgenError:  # pragma: no cover - the pattern checks make this impossible
                 pattern, pre, post, user_layer, user_in, user_out = "conv2d", (), (), qlayer.layer, x.index, y.index
         for p in pre:
-            others = [c for c in self.consumers.get(self.ops[p].outputs[0], []) if c not in pre + (op.index,)]
+            # at most 9: the note lists 8 (a tensor may have a consumer per op of the file)
+            others = list(itertools.islice(
+                (c for c in self.consumers.get(self.ops[p].outputs[0], []) if c not in pre + (op.index,)), 9))
             if others:
                 notes.append(
                     f"op {p} ({self.ops[p].name}) also feeds op{'s' if len(others) > 1 else ''} "
-                    f"{', '.join(map(str, others[:8]))}: it stays unless those are replaced too"
+                    f"{', '.join(map(str, others[:8]))}{', ...' if len(others) > 8 else ''}: it stays unless those are replaced too"
                 )
         if core is not None and core.dilation is not None:
             nxt = self.consumers.get(core.inner_out, [])

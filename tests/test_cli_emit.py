@@ -147,13 +147,13 @@ def test_causal_padding(example, capsys):
 def test_wrong_weight_shape_in_npz(example, capsys):
     np.savez(example.parent / "kws_dw.npz", weights=np.zeros((3, 3, 32, 1), np.int8), bias=np.zeros(64, np.int32))
     _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")],
-           "weights has shape [3, 3, 32, 1]: for this layer it must be [3, 3, 64, 1] or [3, 3, 64] or [1, 3, 3, 64]",
+           "kws_dw.npz: array 'weights' has shape [3, 3, 32, 1]: it must be [3, 3, 64, 1] or [3, 3, 64] or [1, 3, 3, 64]",
            example.parent / "o")
 
 
 def test_wrong_bias_in_npz(example, capsys):
     np.savez(example.parent / "kws_dw.npz", weights=np.zeros((3, 3, 64, 1), np.int8), bias=np.zeros(63, np.int32))
-    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "bias has shape [63]: it must be [64]")
+    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "kws_dw.npz: array 'bias' has shape [63]: it must be [64]")
     np.savez(example.parent / "kws_dw.npz", weights=np.zeros((3, 3, 64, 1), np.int8), bias=np.zeros(64, np.float32))
     _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "bias has dtype float32: it must be int32")
 
@@ -163,9 +163,9 @@ def test_npz_with_wrong_arrays_or_garbage(example, capsys):
     _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")],
            "kws_dw.npz holds ['kernel']: it must hold 'weights' and optionally 'bias'")
     (example.parent / "kws_dw.npz").write_bytes(b"not a zip")
-    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "cannot read kws_dw.npz as an .npz archive")
+    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "kws_dw.npz: it is not an .npz archive (the zip file numpy.savez writes)")
     (example.parent / "kws_dw.npz").unlink()
-    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "does not exist")
+    _fails(capsys, ["emit", str(example), "-o", str(example.parent / "o")], "layer.json: kws_dw.npz: no such file")
 
 
 def test_float_weights_are_quantized_like_the_converter(example, tmp_path):

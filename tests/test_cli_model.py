@@ -67,7 +67,14 @@ def test_check_with_given_inputs(capsys, tmp_path):
     assert code == 0 and json.loads(out)["ok"]
     np.save(tmp_path / "bad.npy", x.astype(np.float32))
     code, _, err = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs", str(tmp_path / "bad.npy")])
-    assert code == 2 and "must be int8 with shape" in err and "got float32" in err
+    assert (code, err) == (2, f"dwgen: error: {tmp_path / 'bad.npy'}: the array has dtype float32: it must be int8\n")
+    # the content decides, not the name: an .npz holding the arrays, or an .npy named .npz
+    np.savez(tmp_path / "in.npz", x)
+    (tmp_path / "npy_named.npz").write_bytes((tmp_path / "in.npy").read_bytes())
+    for name in ("in.npz", "npy_named.npz"):
+        code, out, _ = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs",
+                                     str(tmp_path / name), "--only", "1", "--json"])
+        assert code == 0 and json.loads(out)["ok"], name
 
 
 def test_check_reports_a_mismatch(capsys, monkeypatch):
@@ -217,3 +224,116 @@ def test_model_with_nothing_to_generate(capsys, tmp_path):
         code, _, err = _run(capsys, cmd)
         assert code == 2 and "has no depthwise layer dwgen can generate" in err and "op 0: " in err, err
     assert not (tmp_path / "o").exists()
+
+
+# -- exit status: 0 ok, 1 mismatch found, 2 input rejected -------------------------------------
+_WRITER = []
+
+
+def _writer():
+    """test_tflite_model.py, whose `write_tflite` builds hand-made (and hostile) models."""
+    if not _WRITER:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_dwgen_tflite_writer", Path(__file__).with_name("test_tflite_model.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _WRITER.append(mod)
+    return _WRITER[0]
+
+
+def test_check_help_documents_the_exit_status(capsys):
+    for cmd in ("check", "bench"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = capsys.readouterr().out
+        assert ("exit status:\n"
+                "  0  every layer bit-exact\n"
+                "  1  mismatch found: a kernel's output differs from the reference it is checked against\n"
+                "  2  input rejected: a model, layer or input file dwgen or TFLite refuses, a bad argument or a\n"
+                "     missing tool; one line 'dwgen: error: ...' on stderr, nothing compared\n") in out, cmd
+
+
+def test_check_quantization_tflite_refuses_is_rejected_not_a_mismatch(capsys, tmp_path):
+    """The fuzz campaign's model: a bias with 7 scales and 8 zero points. TFLite's interpreter
+    refuses to load it; dwgen's reader says so first, for every command, with exit 2."""
+    w = _writer()
+    spec = w.dw_spec()
+    spec["tensors"][2].update(scale=[1e-4] * 7)
+    p = tmp_path / "bad_quant.tflite"
+    p.write_bytes(w.build(spec))
+    want = (f"dwgen: error: {p}: tensor 2 'dw/bias' has 7 scales but 8 zero points: TFLite refuses to "
+            "load quantization whose scale and zero point counts differ\n")
+    for argv in (["check", str(p)], ["check", str(p), "--json"], ["inspect", str(p)],
+                 ["emit", str(p), "-o", str(tmp_path / "o")]):
+        assert _run(capsys, argv) == (2, "", want), argv
+    assert not (tmp_path / "o").exists()
+
+
+def test_check_model_tflite_cannot_run_is_rejected(capsys, tmp_path):
+    """A model dwgen reads but TFLite fails to prepare (a RESHAPE to the wrong size after the
+    depthwise op): an input rejected, exit 2, one line; not a traceback, not a mismatch."""
+    w = _writer()
+    spec = w.dw_spec()
+    spec["tensors"].append(w._tensor("shape", [2], "int32", data=np.array([5, 7]), quant=False))
+    spec["tensors"].append(w._tensor("flat", [5, 7], "int8", scale=[0.04], zero_point=[-128]))
+    spec["ops"].append({"code": 22, "inputs": [3, 4], "outputs": [5]})
+    spec["outputs"] = [5]
+    p = tmp_path / "reshape.tflite"
+    p.write_bytes(w.build(spec))
+    assert _run(capsys, ["inspect", str(p)])[0] == 0  # dwgen itself reads it
+    for argv in (["check", str(p)], ["check", str(p), "--json"]):
+        code, out, err = _run(capsys, argv)
+        assert (code, out) == (2, ""), err
+        assert re.fullmatch(r"dwgen: error: TFLite \((ai-edge-litert|tflite-runtime) [^)]+\) refuses to load the "
+                            r"model: .*\(288 != 35\).*RESHAPE.*\n", err), err
+
+
+def _npy_header_only(shape, descr="|i1") -> bytes:
+    """An .npy that is all header: numpy.load would try to allocate what it claims."""
+    h = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple(shape)!r}, }}".encode()
+    h += b" " * (63 - (10 + len(h)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h
+
+
+def test_check_inputs_are_read_header_first(capsys, tmp_path):
+    m = str(FIXTURES / "kws_dscnn.tflite")
+    files = {
+        "huge.npy": _npy_header_only((10**13,)),
+        "huge4d.npy": _npy_header_only((1000, 1000, 1000, 10000)),
+        "float.npy": _npy_header_only((1, 49, 10, 1), "<f4"),
+        "short.npy": _npy_header_only((1, 49, 10, 1)) + bytes(100),
+        "text.npy": b"1 2 3\n",
+    }
+    np.savez(tmp_path / "two.npz", a=np.zeros((1, 49, 10, 1), np.int8), b=np.zeros(3, np.int8))
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    want = {
+        "huge.npy": "the array has shape [10000000000000]: it must be [1, 49, 10, 1]",
+        "huge4d.npy": "the array has shape [1000, 1000, 1000, 10000]: it must be [1, 49, 10, 1]",
+        "float.npy": "the array has dtype float32: it must be int8",
+        "short.npy": "the array is truncated: its header declares 490 bytes of data but the file holds 100 bytes",
+        "text.npy": "it is not an .npz archive (the zip file numpy.savez writes)",
+        "two.npz": "the archive holds 2 arrays but the model has 1 inputs: give one array per input, in order",
+    }
+    for name, message in want.items():
+        p = tmp_path / name
+        code, out, err = _run(capsys, ["check", m, "--inputs", str(p)])
+        assert (code, out, err) == (2, "", f"dwgen: error: {p}: {message}\n"), name
+
+
+def test_check_inputs_npy_for_a_model_with_two_inputs(capsys, tmp_path):
+    w = _writer()
+    spec = w.dw_spec()
+    spec["tensors"].append(w._tensor("second", [1, 2], "int8", scale=[0.1], zero_point=[0]))
+    spec["inputs"] = [0, 4]
+    p = tmp_path / "two_inputs.tflite"
+    p.write_bytes(w.build(spec))
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 6, 4), np.int8))
+    code, _, err = _run(capsys, ["check", str(p), "--inputs", str(tmp_path / "x.npy")])
+    assert (code, err) == (2, f"dwgen: error: {tmp_path / 'x.npy'}: a .npy holds one array but the model has 2 "
+                              "inputs: give an .npz with one array per input, in order\n")
+    np.savez(tmp_path / "x.npz", np.zeros((1, 6, 6, 4), np.int8), np.zeros((1, 3), np.int8))
+    code, _, err = _run(capsys, ["check", str(p), "--inputs", str(tmp_path / "x.npz")])
+    assert (code, err) == (2, f"dwgen: error: {tmp_path / 'x.npz'}: array 'arr_1' has shape [1, 3]: it must be "
+                              "[1, 2]\n")

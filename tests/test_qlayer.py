@@ -157,7 +157,7 @@ class TestBiasAndMultipliers:
     def test_with_rounding(self):
         layer = DepthwiseConv2D(3)
         w = np.ones((3, 3, 2), np.int8)
-        ql = QuantizedLayer.create(layer, (4, 4, 2), Quantization.from_scales(1e5, 0, [1e5, 0.01], 1e-5, 0, 2), w)
+        ql = QuantizedLayer.create(layer, (4, 4, 2), Quantization.from_scales(2.0**15, 0, [2.0**15, 0.01], 1.0, 0, 2), w)
         s = ql.with_rounding("single")
         assert s.quant.rounding == "single" and ql.quant.rounding == "double"
         assert (s.quant.multipliers[0], s.quant.shifts[0]) == (INT32_MAX, 30)

@@ -556,16 +556,17 @@ class TestQuantizationFromScales:
             Quantization.from_scales(0.05, 0, [0.1, 0.2, 0.3], 0.1, 0, 3, weight_zero_points=zps)
 
     def test_single_rounding(self):
-        q = Quantization.from_scales(1e5, 0, [1e5, 1e-3], 1e-5, 0, 2, rounding="single")
+        # effective scale 2^30: left shift 31, the largest accepted; single rounding saturates it
+        q = Quantization.from_scales(2.0**15, 0, [2.0**15, 1e-3], 1.0, 0, 2, rounding="single")
         assert (q.multipliers[0], q.shifts[0]) == (INT32_MAX, 30)
         assert q.shifts[1] < 30
-        d = Quantization.from_scales(1e5, 0, [1e5, 1e-3], 1e-5, 0, 2)
-        assert d.shifts[0] > 30
+        d = Quantization.from_scales(2.0**15, 0, [2.0**15, 1e-3], 1.0, 0, 2)
+        assert (d.multipliers[0], d.shifts[0]) == (2**30, 31)
 
 
 class TestWithRounding:
     def test_from_scales(self):
-        q = Quantization.from_scales(1e5, 1, [1e5, 0.01], 1e-5, 2, 2)
+        q = Quantization.from_scales(2.0**15, 1, [2.0**15, 0.01], 1.0, 2, 2)  # shifts 31 and 9
         assert q.with_rounding("double") is q
         s = q.with_rounding("single")
         assert s.rounding == "single"

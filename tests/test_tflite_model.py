@@ -40,10 +40,16 @@ def _tensor(name, shape, dtype, data=None, scale=None, zero_point=None, qdim=0, 
     }
 
 
-def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, description="dwgen test"):
+def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, description="dwgen test",
+                 tensor_refs=None, op_refs=None, subgraph_refs=1):
     """Serialize a one-subgraph model. ops: dicts with code, version, inputs, outputs and
     `options` (a dict of DepthwiseConv2DOptions fields, or None). With `external`, buffer
-    data goes after the flatbuffer (Buffer.offset/size), as for models over 2 GB."""
+    data goes after the flatbuffer (Buffer.offset/size), as for models over 2 GB.
+
+    Hostile sharing, for the amplification tests: `tensor_refs` / `op_refs` list, for each
+    entry of the subgraph's tensors / operators vector, which serialized table it points at
+    (e.g. [0] * 1000: a thousand tensors that are all one table); `subgraph_refs` makes the
+    model's subgraphs vector list the one subgraph table that many times."""
     import importlib
 
     # (the tflite package's __init__ shadows its modules with the classes of the same name)
@@ -146,7 +152,8 @@ def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, de
                 b.PrependUOffsetTRelative(it)
             return b.EndVector()
 
-        tv, ov = table_vector(tens), table_vector(operators)
+        tv = table_vector(tens if tensor_refs is None else [tens[i] for i in tensor_refs])
+        ov = table_vector(operators if op_refs is None else [operators[i] for i in op_refs])
         sin, sout = ivec(inputs), ivec(outputs)
         FS.SubGraphStart(b)
         FS.SubGraphAddTensors(b, tv)
@@ -161,7 +168,7 @@ def write_tflite(tensors, ops, inputs, outputs, *, version=3, external=False, de
             FC.OperatorCodeAddVersion(b, ver)
             FC.OperatorCodeAddBuiltinCode(b, code)
             ocs.append(FC.OperatorCodeEnd(b))
-        ocv, sgv, bv = table_vector(ocs), table_vector([sg]), table_vector(bufs)
+        ocv, sgv, bv = table_vector(ocs), table_vector([sg] * subgraph_refs), table_vector(bufs)
         desc = b.CreateString(description)
         FM.ModelStart(b)
         FM.ModelAddVersion(b, version)
@@ -616,22 +623,23 @@ T_OUT = "output tensor 3 'model/dw_layer/Relu6;model/dw_layer/BiasAdd'"
     (lambda s: s["tensors"][3].update(shape=[1, 4, 4, 8]),
      f"op 0 (DEPTHWISE_CONV_2D): {T_OUT} has shape [1, 4, 4, 8] but the options give [1, 6, 6, 8] "
      "(3x3 kernel, stride 1x1, dilation 1x1, SAME padding on a 6x6x4 input)"),
-    (lambda s: s["tensors"][1].update(shape=[2, 3, 3, 4], data=np.zeros(72)),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has shape [2, 3, 3, 4]: a depthwise "
+    (lambda s: s["tensors"][1].update(shape=[2, 3, 3, 8], data=np.zeros(144)),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has shape [2, 3, 3, 8]: a depthwise "
      "filter is [1, kh, kw, C*M]"),
     (lambda s: s["tensors"][1].update(shape=[1, 3, 3, 6], data=np.zeros(54), scale=[0.01], zero_point=[0]),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 6 output channels, not a multiple "
      "of the input's 4 channels"),
-    (lambda s: s["tensors"][2].update(shape=[7], data=np.zeros(7)),
+    (lambda s: s["tensors"][2].update(shape=[7], data=np.zeros(7), scale=[1e-4] * 7, zero_point=[0] * 7),
      "op 0 (DEPTHWISE_CONV_2D): bias tensor 2 'dw/bias' has 7 elements: it needs 8 (one per output channel)"),
     (lambda s: s["tensors"][1].update(zero_point=[0] * 7 + [3]),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has weight zero point 3: int8 weights "
      "are symmetric, every weight zero point must be 0"),
-    (lambda s: s["tensors"][1].update(qdim=0),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is quantized along dimension 0: "
+    # a 3x8 kernel: 8 scales along the kernel's width load in TFLite, but are not per channel
+    (lambda s: s["tensors"][1].update(shape=[1, 3, 8, 8], data=np.zeros(192), qdim=2),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is quantized along dimension 2: "
      "per-channel depthwise weights are quantized along dimension 3"),
-    (lambda s: s["tensors"][1].update(scale=[0.01] * 5, zero_point=[0] * 5),
-     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 5 scales: it needs 1 (per tensor) "
+    (lambda s: s["tensors"][1].update(scale=[0.01] * 3, zero_point=[0] * 3, qdim=1),
+     "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' has 3 scales: it needs 1 (per tensor) "
      "or 8 (one per output channel)"),
     (lambda s: s["tensors"][1].update(quant=False),
      "op 0 (DEPTHWISE_CONV_2D): filter tensor 1 'dw/filter' is int8 without quantization parameters (scales)"),
@@ -680,6 +688,52 @@ T_OUT = "output tensor 3 'model/dw_layer/Relu6;model/dw_layer/BiasAdd'"
 ])
 def test_bad_ops(change, message):
     assert bad(change) == message
+
+
+# What TFLite's interpreter refuses to load, for any tensor (used by the op or not).
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["tensors"][2].update(scale=[1e-4] * 7),
+     "tensor 2 'dw/bias' has 7 scales but 8 zero points: TFLite refuses to load quantization whose "
+     "scale and zero point counts differ"),
+    (lambda s: s["tensors"][0].update(zero_point=[0, 0]),
+     "tensor 0 'input' has 1 scales but 2 zero points: TFLite refuses to load quantization whose "
+     "scale and zero point counts differ"),
+    (lambda s: s["tensors"][2].update(zero_point=None),
+     "tensor 2 'dw/bias' has 8 scales but no zero points: TFLite refuses to load quantization "
+     "without zero points"),
+    (lambda s: s["tensors"][1].update(qdim=7),
+     "tensor 1 'dw/filter' is quantized along dimension 7 but has rank 4: TFLite refuses to load a "
+     "quantized dimension outside [0, 4)"),
+    (lambda s: s["tensors"][2].update(scale=[1e-4], zero_point=[0], qdim=-1),
+     "tensor 2 'dw/bias' is quantized along dimension -1 but has rank 1: TFLite refuses to load a "
+     "quantized dimension outside [0, 1)"),
+    (lambda s: s["tensors"][1].update(scale=[0.01] * 5, zero_point=[0] * 5),
+     "tensor 1 'dw/filter' has 5 scales along dimension 3 of its shape [1, 3, 3, 8]: TFLite loads "
+     "1 (per tensor) or 8 (one per index of that dimension)"),
+    (lambda s: s["tensors"][1].update(qdim=0),
+     "tensor 1 'dw/filter' has 8 scales along dimension 0 of its shape [1, 3, 3, 8]: TFLite loads "
+     "1 (per tensor) or 1 (one per index of that dimension)"),
+    (lambda s: s["tensors"].append(_tensor("unused", [2, 3], "int8", scale=[0.1] * 2, zero_point=[0] * 2, qdim=1)),
+     "tensor 4 'unused' has 2 scales along dimension 1 of its shape [2, 3]: TFLite loads 1 (per "
+     "tensor) or 3 (one per index of that dimension)"),
+])
+def test_quantization_tflite_refuses(change, message):
+    assert bad(change) == message
+    spec = dw_spec()
+    change(spec)
+    with pytest.raises(ValueError, match="invalid quantization parameters"):  # and so does TFLite
+        _interpreter(build(spec))
+
+
+def test_quantization_tflite_loads_is_read():
+    """The edges TFLite accepts stay accepted: rank-0 tensors, zero points without scales."""
+    spec = dw_spec()
+    spec["tensors"].append(_tensor("scalar", [], "int8", scale=[0.5] * 2, zero_point=[0] * 2, qdim=3))
+    spec["tensors"].append(_tensor("zp_only", [3], "int8", scale=[], zero_point=[0, 0, 0]))
+    spec["tensors"].append(_tensor("per_axis", [2, 3], "int8", scale=[0.5] * 3, zero_point=[0] * 3, qdim=1))
+    m = read_model(build(spec))
+    assert [t.scale for t in m.subgraphs[0].tensors[4:]] == [(0.5, 0.5), (), (0.5, 0.5, 0.5)]
+    _interpreter(build(spec))  # TFLite loads it too
 
 
 def test_absurd_sizes():
