@@ -86,3 +86,20 @@ def tool_missing(why: str) -> None:
 def needs(available: bool, why: str):
     """A skipif marker that never skips under CI (the test then fails on the missing tool)."""
     return pytest.mark.skipif(not available and not REQUIRE_TOOLS, reason=why)
+
+
+_WRITER: list = []
+
+
+def tflite_writer():
+    """test_tflite_model.py, whose `write_tflite` builds hand-made (and hostile) models;
+    loaded once by file path, as pytest does not make the tests a package."""
+    if not _WRITER:
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.spec_from_file_location("_dwgen_tflite_writer", Path(__file__).with_name("test_tflite_model.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _WRITER.append(mod)
+    return _WRITER[0]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import tflite_writer
+
 from dwgen.cli import main
 from dwgen.codegen import EmitOptions, generate
 from dwgen.hostbuild import build
@@ -227,19 +229,6 @@ def test_model_with_nothing_to_generate(capsys, tmp_path):
 
 
 # -- exit status: 0 ok, 1 mismatch found, 2 input rejected -------------------------------------
-_WRITER = []
-
-
-def _writer():
-    """test_tflite_model.py, whose `write_tflite` builds hand-made (and hostile) models."""
-    if not _WRITER:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_dwgen_tflite_writer", Path(__file__).with_name("test_tflite_model.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        _WRITER.append(mod)
-    return _WRITER[0]
 
 
 def test_check_help_documents_the_exit_status(capsys):
@@ -257,7 +246,7 @@ def test_check_help_documents_the_exit_status(capsys):
 def test_check_quantization_tflite_refuses_is_rejected_not_a_mismatch(capsys, tmp_path):
     """The fuzz campaign's model: a bias with 7 scales and 8 zero points. TFLite's interpreter
     refuses to load it; dwgen's reader says so first, for every command, with exit 2."""
-    w = _writer()
+    w = tflite_writer()
     spec = w.dw_spec()
     spec["tensors"][2].update(scale=[1e-4] * 7)
     p = tmp_path / "bad_quant.tflite"
@@ -273,7 +262,7 @@ def test_check_quantization_tflite_refuses_is_rejected_not_a_mismatch(capsys, tm
 def test_check_model_tflite_cannot_run_is_rejected(capsys, tmp_path):
     """A model dwgen reads but TFLite fails to prepare (a RESHAPE to the wrong size after the
     depthwise op): an input rejected, exit 2, one line; not a traceback, not a mismatch."""
-    w = _writer()
+    w = tflite_writer()
     spec = w.dw_spec()
     spec["tensors"].append(w._tensor("shape", [2], "int32", data=np.array([5, 7]), quant=False))
     spec["tensors"].append(w._tensor("flat", [5, 7], "int8", scale=[0.04], zero_point=[-128]))
@@ -323,7 +312,7 @@ def test_check_inputs_are_read_header_first(capsys, tmp_path):
 
 
 def test_check_inputs_npy_for_a_model_with_two_inputs(capsys, tmp_path):
-    w = _writer()
+    w = tflite_writer()
     spec = w.dw_spec()
     spec["tensors"].append(w._tensor("second", [1, 2], "int8", scale=[0.1], zero_point=[0]))
     spec["inputs"] = [0, 4]

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import tflite_writer
+
 from dwgen.errors import ModelError
 from dwgen.tflite_model import MAX_DEPTHWISE_OPS, WORK_BASE, WORK_PER_BYTE, Model, is_c_identifier, read_model
 
@@ -51,24 +53,11 @@ def _structure_mask(data: bytes) -> np.ndarray:
     return mask
 
 
-_WRITER = []
-
-
-def _writer():
-    """test_tflite_model.py, whose `write_tflite` builds the hand-made models."""
-    if not _WRITER:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_dwgen_tflite_writer", Path(__file__).with_name("test_tflite_model.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        _WRITER.append(mod)
-    return _WRITER[0]
 
 
 def _hand_built() -> list[tuple[str, bytes]]:
     """The one-op model of test_tflite_model.py, inline and with external buffers."""
-    mod = _writer()
+    mod = tflite_writer()
     return [("hand_built", mod.build(mod.dw_spec())), ("hand_built_external", mod.build(mod.dw_spec(), external=True))]
 
 
@@ -189,7 +178,7 @@ def test_fuzz_mutated_fixtures(corpus):
 # -- amplification: shared and overlapping tables -------------------------------------------
 def _shared(size: int, what: str) -> bytes:
     """About `size` bytes: one table with a long vector, listed by ~size/8 parents."""
-    w = _writer()
+    w = tflite_writer()
     s = w.dw_spec()
     t0 = s["tensors"][0]
     n = size // 8
@@ -219,7 +208,7 @@ def _overlapping(size: int) -> bytes:
     is distinct (memoizing by offset cannot help), yet each one decodes thousands of values."""
     import tflite
 
-    w = _writer()
+    w = tflite_writer()
     m = size // 8  # elements of the long vector
     n = size // 100  # tensors pointing into it
     k = m - n  # every element, so every overlapping vector's length
@@ -294,7 +283,7 @@ def test_amplification_is_bounded(tmp_path, what, size, where):
 
 def test_sharing_within_the_budget_is_read():
     """Sharing itself is not refused: a few ops that are one table read fine, each op once."""
-    w = _writer()
+    w = tflite_writer()
     s = w.dw_spec()
     m = read_model(w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], op_refs=[0] * 5))
     assert [op.index for op in m.depthwise] == [0, 1, 2, 3, 4]
@@ -318,7 +307,7 @@ def test_fixtures_decode_within_one_value_per_byte(monkeypatch):
 
 
 def test_depthwise_op_count_is_capped():
-    w = _writer()
+    w = tflite_writer()
     s = w.dw_spec()
     data = w.write_tflite(s["tensors"], s["ops"], s["inputs"], s["outputs"], op_refs=[0] * (MAX_DEPTHWISE_OPS + 1))
     with pytest.raises(ModelError) as e:
