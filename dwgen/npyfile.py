@@ -46,6 +46,8 @@ MAX_MEMBERS = 256
 
 _MAGIC = b"\x93NUMPY"
 _NUMERIC_KINDS = "biufc"
+# What zipfile raises on a damaged or hostile archive: NotImplementedError for a compression
+# method it lacks, RuntimeError for an encrypted member, struct.error for a short record.
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, RuntimeError,
                NotImplementedError, ValueError, struct.error)
 try:  # a member may be LZMA-compressed; some Python builds lack the module

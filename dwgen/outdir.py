@@ -264,7 +264,7 @@ def _move_into_place(outdir: Path, staging: Path, names: list[str]) -> None:
                 backup = backups / name
                 try:  # a second link keeps the old file without a moment where the target is missing
                     os.link(target, backup, follow_symlinks=False)
-                except (OSError, NotImplementedError):
+                except (OSError, NotImplementedError):  # no hard links here (file system or OS)
                     os.rename(target, backup)
                     entry[2] = True
                 entry[1] = backup

@@ -156,10 +156,36 @@ def test_read_only_directory(read_only, capsys):
     assert list(d.iterdir()) == []
 
 
-@pytest.mark.skipif(not CAN_MOUNT, reason="needs root with mount rights to make a mount point")
-def test_output_directory_that_is_a_mount_point(tmp_path, mount, capsys):
+@pytest.fixture
+def mount_point(tmp_path, mount, monkeypatch):
+    """An output directory on another file system than its parent.
+
+    As root with mount rights: a real tmpfs. Elsewhere the device boundary is simulated: every
+    rename or hard link with exactly one side under the directory fails with EXDEV, as the
+    kernel makes it fail across file systems."""
+    mnt = tmp_path / "mnt"
+    if CAN_MOUNT:
+        return mount(mnt)
+    mnt.mkdir()
+
+    def inside(p) -> bool:
+        return Path(os.path.abspath(p)).is_relative_to(mnt)
+
+    def guarded(real):
+        def call(src, dst, *a, **kw):
+            if inside(src) != inside(dst):
+                raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+            return real(src, dst, *a, **kw)
+        return call
+
+    for fn in ("rename", "replace", "link"):
+        monkeypatch.setattr(od.os, fn, guarded(getattr(os, fn)))
+    return mnt
+
+
+def test_output_directory_that_is_a_mount_point(tmp_path, mount_point, capsys):
     """dwgen 0.1 staged beside OUTDIR, so a mount point as OUTDIR gave EXDEV (errno 18)."""
-    mnt = mount(tmp_path / "mnt")
+    mnt = mount_point
     assert main(["emit", str(EXAMPLE), "-o", str(mnt), "--test-vectors"]) == 0
     assert sorted(p.name for p in mnt.iterdir()) == ["dwgen_test_main.c", "kws_dw1.c", "kws_dw1.h",
                                                     "kws_dw1_vectors.h"]
