@@ -21,7 +21,8 @@ from .errors import DwgenError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 # Kernel names are decided in names.py; check_c_name / sanitize_c_name stay importable from here.
 from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
-from .dsp_plan import DSP_TARGETS, dsp_context, make_dsp_plan
+from .dsp_plan import DSP_TARGETS, dsp_context
+from .dsp_tile import choose_plan
 from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
 
@@ -45,7 +46,7 @@ def template_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -53,6 +54,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
     )
+    env.filters["asm_string"] = lambda line: line.replace("\\", "\\\\").replace('"', '\\"')
+    return env
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
     # The DSP kernel is held to the same budget by make_dsp_plan, so it is kept when the
     # unrolled portable kernel would be over it.
     if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
-        dsp = make_dsp_plan(ql)
+        dsp = choose_plan(ql, opts.name)
     description = describe(ql, opts)
     if plan.looped and dsp is None and opts.opt != "size":
         description.append(

@@ -115,6 +115,7 @@ class DspPlan:
     program: RowProgram
     held: bool  # weights held in locals for the whole row
     reason: str
+    tile: object | None = None  # dsp_tile.TileSet: the register-allocated step loop, if any
 
     @property
     def band_bytes(self) -> int:
@@ -134,7 +135,8 @@ class DspPlan:
 
     @property
     def flow(self) -> str:
-        return f"{self.mode}{'' if self.mode == 'ring' else self.rows}/s{self.step}/g{self.group}"
+        base = f"{self.mode}{'' if self.mode == 'ring' else self.rows}/s{self.step}/g{self.group}"
+        return base if self.tile is None else f"{base}/tile:{self.tile.describe}"
 
 
 def _halves(outs, stride: int, dil: int, kw: int):
@@ -438,6 +440,10 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         wtable_rows=_hex_rows(d.wtable.reshape(-1), 8),
         bias_rows=_int_rows(d.bias, 8, 11),
         kq_rows=_int_rows(d.kq, 8, 11),
+        tile=d.tile,
+        tile_tails=d.tile is not None and d.tile.loop == "row" and bool(straight),
+        rq_rows=_int_rows(np.stack([d.bias, np.asarray(d.ql.quant.multipliers, dtype=np.int64).astype(np.int32),
+                                    d.kq, d.rshift], axis=1).reshape(-1), 4, 11),
         rshift_rows=_int_rows(d.rshift, 16, 3),
     )
 

@@ -83,7 +83,7 @@ def test_benchmark_layers_bit_exact_on_host():
 def test_every_data_flow_bit_exact(monkeypatch):
     """Ring and block bands, every step width, forced on random layers (host build)."""
     import dwgen.codegen as codegen
-    import dwgen.dsp_plan as dsp_plan
+    import dwgen.dsp_tile as dsp_tile
 
     rng = np.random.default_rng(2024)
     cases = []
@@ -97,7 +97,7 @@ def test_every_data_flow_bit_exact(monkeypatch):
         cases.append((ql, dict(mode=mode, step=step, rows=rows)))
     kernels = []
     for i, (ql, kw) in enumerate(cases):
-        monkeypatch.setattr(codegen, "make_dsp_plan", lambda q, kw=kw: dsp_plan.make_dsp_plan(q, **kw))
+        monkeypatch.setattr(codegen, "choose_plan", lambda q, name, kw=kw: dsp_tile.choose_plan(q, name, **kw))
         kernels.append(generate(ql, EmitOptions(name=f"flow{i}", target="cortex-m4")))
     assert all(k.dsp is not None for k in kernels)
     assert {k.dsp.mode for k in kernels} == {"ring", "block"}

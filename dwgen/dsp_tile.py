@@ -1,0 +1,557 @@
+"""Register-allocated inner tiles for the DSP kernel: the step loop of one output channel as
+a Thumb-2 routine whose registers dwgen assigns itself.
+
+Why: gcc cannot keep a 4-output SMLAD step in registers (about 17 live values for 14
+registers) and spills the weights to the stack inside the loop; measured, those spills were
+the largest single loss of the C data flow (docs/dsp-tiles.md). A tile is one loop over
+`n` identical iterations, each computing `width` outputs of one channel from the band
+(the `Step` of `dsp_plan`), requantizing and storing them.
+
+Contract (AAPCS; the C twin is the `#else` branch of the kernel, compiled on the host):
+
+    void tile(const uint32_t *q, int8_t *dst, const uint32_t *w, const int32_t *rq, int n);
+
+* ``q``: the channel's band, kernel row ``ky`` at word ``ky * row_step``; ``dst``: the first
+  output; ``w``: the channel's weight words ``[ky][nwords]``; ``rq``: ``{bias, multiplier,
+  kq, right shift}``; ``n >= 1`` iterations, each advancing ``q`` by ``adv_q`` and ``dst``
+  by ``adv_dst`` bytes.
+* Registers: r0 = q, r1 = dst, the accumulators, the weights (*held* for the whole call,
+  or *streamed* per kernel row from the stash or, for large kernels, from ``w``) and two
+  load temporaries. Long-lived constants (bias, multiplier, kq, the end pointer, streamed
+  weights) sit in the *stash*: S0-S15 when the core has an FPU (``VMOV r, s`` is 1 cycle;
+  S0-S15 are caller-saved, so nothing is saved), else a stack frame (``LDR [sp]``, 2 cycles).
+  Both variants are emitted; the preprocessor picks one by ``__ARM_FP``.
+
+Requantization is the plan's proven SMMLAR form (`dsp_plan`); the shift is an immediate
+(one tile body per distinct shift of the layer, up to `MAX_SHIFT_BODIES`), or a register
+shift beyond that. When the low clamp equals the output zero point the sign fix is dead
+(every negative rounding result is clamped to the zero point either way) and is left out.
+
+`plan_tile` also predicts the instructions and M4 cycles of one iteration, so tests can
+check the emulated core executes exactly what the planner priced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .dsp_plan import DspPlan, Step, make_dsp_plan
+from .qlayer import QuantizedLayer
+
+#: Registers the tile may use: r0-r12 and lr (sp and pc excluded).
+GPRS = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr")
+#: Stash slots: S0-S15 (or 16 stack words without an FPU).
+STASH_SLOTS = 16
+#: Stash slots of the per-call constants.
+BIAS, MULT, KQ, RSH, END = range(5)
+#: Distinct right shifts that get their own tile body (immediate shifts); beyond: register shift.
+MAX_SHIFT_BODIES = 4
+#: Largest immediate offset of LDR/STRB (imm12) and of ADDW.
+MAX_IMM12 = 4095
+#: Widest step the planner tries.
+MAX_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class Requant:
+    """How one tile body turns an accumulator into an int8 output (see `dsp_plan`)."""
+
+    rshift: int | None  # immediate right shift, None: register shift (RSH slot)
+    sign_fix: bool
+    high_clamp: int | None  # ADD constant before the second SSAT
+    act_max: int
+
+    def instructions(self) -> int:
+        n = 2  # SMMLAR, SSAT
+        n += 1 if self.sign_fix else 0
+        n += 1 if self.rshift is None else 0
+        if self.high_clamp is not None:
+            n += 1 + (self.high_clamp != 0) + (self.act_max != 127)
+        return n
+
+
+@dataclass(frozen=True)
+class TileShape:
+    """What a tile computes; `plan_tile` turns it into registers and instructions."""
+
+    step: Step
+    kh: int
+    row_step: int  # band words between kernel rows
+    nwords: int  # weight words per kernel row in `w`
+    adv_q: int  # bytes per iteration
+    adv_dst: int
+    out_col: int  # bytes between the step's outputs
+    loop: str  # "row": iterations along the output row; "rows": one output row per iteration
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    shape: TileShape
+    weights: str  # "held", "stash" or "memory"
+    accs: tuple[str, ...]
+    held: dict  # (ky, wreg) -> register
+    row_regs: tuple[str, ...]  # streamed: registers of one kernel row's weights
+    temps: tuple[str, ...]
+    mreg: str | None  # multiplier held during the requantization
+    kreg: str | None  # kq held (else fetched per output)
+    wptr: str | None
+    callee_saved: tuple[str, ...]
+    body_insns: int  # instructions per iteration (loop branch included)
+    body_cycles: float  # M4 estimate per iteration
+    frame_words: int  # no-FPU stash words
+
+    @property
+    def width(self) -> int:
+        return self.shape.step.width
+
+    @property
+    def macs_per_iteration(self) -> int:
+        return self.width * self.shape.kh * _taps(self.shape.step)
+
+    def cycles_per_output(self) -> float:
+        return self.body_cycles / self.width
+
+
+def _taps(step: Step) -> int:
+    """Taps of one output in one kernel row (SMLAD counts two)."""
+    per = sum(2 if o.kind == "smlad" else 1 for o in step.ops)
+    return per // step.width
+
+
+def _row_wregs(step: Step) -> list[int]:
+    return sorted({o.wreg for o in step.ops})
+
+
+def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
+    """Register assignment for `shape`, or None when it does not fit the core."""
+    st = shape.step
+    width = st.width
+    wregs = _row_wregs(st)
+    held_n = shape.kh * len(wregs)
+    max_off = 4 * ((shape.kh - 1) * shape.row_step + max(st.words))
+    if max_off > MAX_IMM12 or (width - 1) * shape.out_col > MAX_IMM12:
+        return None
+    if shape.adv_q > MAX_IMM12 or shape.adv_dst > MAX_IMM12 or shape.adv_q <= 0:
+        return None
+    stash_weights = shape.kh * shape.nwords
+    base = 2 + width + 2  # q, dst, accumulators, two load temporaries
+    candidates = []
+    if base + held_n <= len(GPRS):
+        candidates.append("held")
+    if base + len(wregs) <= len(GPRS) and END + 1 + stash_weights <= STASH_SLOTS:
+        candidates.append("stash")
+    if base + 1 + len(wregs) <= len(GPRS):
+        candidates.append("memory")
+    best = None
+    for mode in candidates:
+        p = _assign(shape, rq, mode)
+        if best is None or p.body_cycles < best.body_cycles:
+            best = p
+    return best
+
+
+def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
+    st = shape.step
+    wregs = _row_wregs(st)
+    pool = [r for r in GPRS if r not in ("r0", "r1")]
+    wptr = None
+    if mode == "memory":
+        wptr = "r2"
+        pool.remove("r2")
+    accs = tuple(pool[: st.width])
+    pool = pool[st.width:]
+    held: dict = {}
+    row_regs: tuple[str, ...] = ()
+    if mode == "held":
+        for ky in range(shape.kh):
+            for i in wregs:
+                held[(ky, i)] = pool.pop(0)
+    else:
+        row_regs = tuple(pool[: len(wregs)])
+        pool = pool[len(wregs):]
+    temps = (pool[0], pool[1])
+    free = pool[2:]
+    # requantization: the multiplier in a temporary, kq in a free register when there is one
+    # (the weight registers of a streamed tile are free once the kernel rows are done)
+    spare = list(free) + (list(row_regs) if mode != "held" else [])
+    mreg = temps[0]
+    kreg = spare[0] if spare else None
+    used = set(accs) | set(held.values()) | set(row_regs) | set(temps) | set(free) | {"r0", "r1"}
+    if wptr:
+        used.add(wptr)
+    callee = tuple(r for r in ("r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11") if r in used)
+    plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
+                    mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
+                    frame_words=0)
+    body = _body(plan, rq, fpu=True)
+    insns, cycles = _estimate(body)
+    frame = END + 1 + (shape.kh * shape.nwords if mode == "stash" else 0)
+    return TilePlan(**{**plan.__dict__, "body_insns": insns, "body_cycles": cycles, "frame_words": frame})
+
+
+# --- instruction emission ----------------------------------------------------------------------
+
+def _fetch(slot: int, reg: str, fpu: bool) -> str:
+    return f"vmov {reg}, s{slot}" if fpu else f"ldr {reg}, [sp, #{4 * slot}]"
+
+
+def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
+    """The loop body: (instruction, comment) pairs, the loop branch last."""
+    sh = p.shape
+    st = sh.step
+    out: list[tuple[str, str]] = []
+    wregs = _row_wregs(st)
+    for a, acc in enumerate(p.accs):
+        out.append((_fetch(BIAS, acc, fpu), f"acc{a} = bias" if a == 0 else ""))
+    wslot = END + 1
+    for ky in range(sh.kh):
+        # weights of this kernel row
+        if p.weights == "held":
+            regs = {i: p.held[(ky, i)] for i in wregs}
+        else:
+            regs = dict(zip(wregs, p.row_regs))
+            for n, i in enumerate(wregs):
+                if p.weights == "stash":
+                    ins = _fetch(wslot + ky * sh.nwords + i, regs[i], fpu)
+                else:
+                    ins = f"ldr {regs[i]}, [{p.wptr}, #{4 * (ky * sh.nwords + i)}]"
+                out.append((ins, f"kernel row {ky}: weights" if n == 0 else ""))
+        words = list(st.words)
+        for k in range(0, len(words), 2):
+            pair = words[k:k + 2]
+            for j, word in enumerate(pair):
+                off = 4 * (ky * sh.row_step + word)
+                out.append((f"ldr {p.temps[j]}, [r0, #{off}]",
+                            f"kernel row {ky}: band words" if k == 0 and j == 0 else ""))
+            for j, word in enumerate(pair):
+                for o in st.ops:
+                    if o.word == word:
+                        acc = p.accs[o.acc]
+                        out.append((f"{o.kind} {acc}, {p.temps[j]}, {regs[o.wreg]}, {acc}", ""))
+    # requantization and stores
+    m = p.mreg
+    out.append((_fetch(MULT, m, fpu), "requantize: multiplier"))
+    if p.kreg:
+        out.append((_fetch(KQ, p.kreg, fpu), "kq"))
+    z = p.temps[1]
+    for a, acc in enumerate(p.accs):
+        if p.kreg:
+            out.append((f"smmlar {z}, {acc}, {m}, {p.kreg}", f"output {a}"))
+        else:
+            out.append((_fetch(KQ, z, fpu), f"output {a}"))
+            out.append((f"smmlar {z}, {acc}, {m}, {z}", ""))
+        if rq.sign_fix:
+            out.append((f"add {z}, {z}, {acc}, asr #31", ""))
+        if rq.rshift is None:
+            out.append((_fetch(RSH, acc, fpu), ""))
+            out.append((f"asr {z}, {z}, {acc}", ""))
+            out.append((f"ssat {z}, #8, {z}", ""))
+        elif rq.rshift > 0:
+            out.append((f"ssat {z}, #8, {z}, asr #{rq.rshift}", ""))
+        else:
+            out.append((f"ssat {z}, #8, {z}", ""))
+        if rq.high_clamp is not None:
+            if rq.high_clamp:
+                out.append((f"add {z}, {z}, #{rq.high_clamp}", ""))
+            out.append((f"ssat {z}, #8, {z}", ""))
+            if rq.act_max != 127:
+                out.append((f"sub {z}, {z}, #{127 - rq.act_max}", ""))
+        out.append((f"strb {z}, [r1, #{a * sh.out_col}]", ""))
+    out.append((f"add r0, r0, #{sh.adv_q}", "next iteration"))
+    out.append((f"add r1, r1, #{sh.adv_dst}", ""))
+    out.append((_fetch(END, p.temps[0], fpu), ""))
+    out.append((f"cmp r0, {p.temps[0]}", ""))
+    out.append(("bne .Lloop", ""))
+    return out
+
+
+_LOADS = ("ldr ",)
+
+
+def _estimate(body: list[tuple[str, str]]) -> tuple[int, float]:
+    """Instructions and M4 cycles of one iteration (the loop branch taken): the same rules as
+    `dwgen.cycles` for the instructions a tile uses."""
+    cycles = 0.0
+    prev_load = False
+    prev_dest = None
+    for ins, _ in body:
+        op = ins.split()[0]
+        if op == "ldr":
+            dest = ins.split()[1].rstrip(",")
+            base = ins.split("[")[1].split(",")[0].rstrip("]")
+            cycles += 1 if prev_load and base != prev_dest else 2
+            prev_load, prev_dest = True, dest
+            continue
+        prev_load = False
+        if op == "bne":
+            cycles += 3
+        else:
+            cycles += 1
+    return len(body), cycles
+
+
+def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
+    sh = p.shape
+    saved = ", ".join(list(p.callee_saved) + ["lr"])
+    out = [(f"push {{{saved}}}", "save the callee-saved registers the tile uses")]
+    pushed = 4 * (len(p.callee_saved) + 1)
+    nconst = 4 if not uniform else 3
+    stash_w = sh.kh * sh.nwords if p.weights == "stash" else 0
+    if fpu:
+        out.append((f"vldm r3, {{s0-s{nconst - 1}}}", "stash: bias, multiplier, kq" + (", shift" if nconst == 4 else "")))
+        n_reg = "r12"
+        out.append((f"ldr {n_reg}, [sp, #{pushed}]", "n (fifth argument)"))
+        out.append((f"movw r3, #{sh.adv_q}", ""))
+        out.append((f"mla {n_reg}, {n_reg}, r3, r0", "end = q + n * advance"))
+        out.append((f"vmov s{END}, {n_reg}", ""))
+        if stash_w:
+            out.append((f"vldm r2, {{s{END + 1}-s{END + stash_w}}}", "stash: the weights"))
+    else:
+        # frame: [sp] = bias, multiplier, kq, shift, end, then the weights; built with pushes
+        # (a later push goes below an earlier one)
+        frame = END + 1 + stash_w
+        if stash_w:
+            done = 0
+            chunks = []
+            while done < stash_w:
+                n = min(8, stash_w - done)
+                chunks.append((done, n))
+                done += n
+            for start, n in reversed(chunks):
+                regs = [f"r{4 + i}" for i in range(n)]
+                out.append((f"add r12, r2, #{4 * start}", ""))
+                out.append((f"ldm r12, {{{regs[0]}-{regs[-1]}}}" if n > 1 else f"ldr {regs[0]}, [r12]", "frame: weights"))
+                out.append((f"push {{{regs[0]}-{regs[-1]}}}" if n > 1 else f"push {{{regs[0]}}}", ""))
+                pushed += 4 * n
+        out.append(("ldm r3, {r4-r7}", "frame: bias, multiplier, kq, shift"))
+        out.append((f"ldr r8, [sp, #{pushed}]", "n (fifth argument)"))
+        out.append((f"movw r3, #{sh.adv_q}", ""))
+        out.append(("mla r8, r8, r3, r0", "end = q + n * advance"))
+        out.append(("push {r4-r8}", ""))
+        assert frame == END + 1 + stash_w
+    if p.weights == "held":
+        for (ky, i), reg in sorted(p.held.items()):
+            out.append((f"ldr {reg}, [r2, #{4 * (ky * sh.nwords + i)}]", "held weights" if (ky, i) == min(p.held) else ""))
+    return out
+
+
+def _epilogue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    out = []
+    if not fpu:
+        out.append((f"add sp, sp, #{4 * p.frame_words}", "drop the frame"))
+    saved = ", ".join(list(p.callee_saved) + ["pc"])
+    out.append((f"pop {{{saved}}}", ""))
+    return out
+
+
+def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool) -> list[str]:
+    """The routine as lines of assembly (for a top-level `__asm__` block)."""
+    label = f".L{symbol}_loop"
+    lines = [
+        f".pushsection .text.{symbol},\"ax\",%progbits",
+        ".balign 4",
+        ".syntax unified",
+        ".thumb",
+        f".global {symbol}",
+        f".hidden {symbol}",
+        ".thumb_func",
+        f".type {symbol}, %function",
+        f"{symbol}:",
+    ]
+
+    def emit(pairs):
+        for ins, comment in pairs:
+            ins = ins.replace(".Lloop", label)
+            lines.append(f"    {ins:<36}@ {comment}" if comment else f"    {ins}")
+
+    emit(_prologue(p, fpu, rq.rshift is not None))
+    lines.append(".balign 4")
+    lines.append(f"{label}:")
+    emit(_body(p, rq, fpu))
+    emit(_epilogue(p, fpu))
+    lines.append(f".size {symbol}, .-{symbol}")
+    lines.append(".popsection")
+    return lines
+
+
+def register_roles(p: TilePlan) -> list[str]:
+    """One comment line per register role (named once at the top of the routine)."""
+    roles = ["r0 = band pointer q, r1 = output pointer dst"]
+    roles.append("accumulators: " + ", ".join(p.accs))
+    if p.weights == "held":
+        roles.append("weights held for the call: " + ", ".join(
+            f"{r} = row {ky} word {i}" for (ky, i), r in sorted(p.held.items())))
+    else:
+        src = "the stash" if p.weights == "stash" else f"memory ({p.wptr})"
+        roles.append(f"weights of one kernel row, reloaded from {src}: " + ", ".join(p.row_regs))
+    roles.append(f"load temporaries {p.temps[0]}, {p.temps[1]} (then multiplier, result)")
+    if p.kreg:
+        roles.append(f"kq during the requantization: {p.kreg}")
+    roles.append(f"stash: s0/[sp] bias, s1 multiplier, s2 kq, s3 shift, s4 end of q"
+                 + (", s5.. weights" if p.weights == "stash" else ""))
+    return roles
+
+
+
+# --- choosing the tile ---------------------------------------------------------------------------
+
+#: Estimated M4 cycles of one tile call outside its loop (push/pop, stash set-up, the C call).
+CALL_CYCLES = 40
+#: A tail output computed by the C twin instead of a tile costs about this many tile outputs.
+TAIL_FACTOR = 2.5
+
+
+@dataclass(frozen=True)
+class TileBody:
+    symbol: str
+    rshift: int | None  # the channels' right shift this body serves (None: all, register shift)
+    requant: Requant
+    asm_fpu: tuple[str, ...]
+    asm_nofpu: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """The tile of a DSP plan: its registers, loop and one body per requantization variant."""
+
+    plan: TilePlan
+    bodies: tuple[TileBody, ...]
+    roles: tuple[str, ...]
+    cost: float  # estimated M4 cycles per output channel (tile + C tails + calls)
+
+    @property
+    def loop(self) -> str:
+        return self.plan.shape.loop
+
+    @property
+    def dispatch(self) -> bool:
+        return len(self.bodies) > 1
+
+    @property
+    def describe(self) -> str:
+        return (f"{self.loop}/w{self.plan.width}/{self.plan.weights}"
+                + (f"/{len(self.bodies)} shifts" if self.dispatch else ""))
+
+
+def _requants(d: DspPlan) -> list[Requant] | None:
+    ql = d.ql
+    dead = ql.act_min == ql.quant.output_zero_point  # every negative result clamps to the zero point
+    shifts = sorted(set(int(v) for v in d.rshift))
+    if len(shifts) <= MAX_SHIFT_BODIES:
+        return [Requant(n, n > 0 and not dead, d.high_clamp, ql.act_max) for n in shifts]
+    if not dead and shifts[0] == 0:
+        return None  # a register shift with the sign fix of only some channels
+    return [Requant(None, not dead, d.high_clamp, ql.act_max)]
+
+
+def _shape(d: DspPlan) -> TileShape | None:
+    g = d.ql.geometry
+    p = d.program
+    if p.main is None:
+        return None
+    out_col = 1 if g.channels_first else g.out_c
+    out_row = g.out_w * out_col
+    row_step = d.band_words if d.mode == "ring" else d.band_words * g.dilation_h
+    nwords = len(d.row_words)
+    if d.mode == "block" and p.count == 1 and not p.tails and p.main.out0 == 0:
+        return TileShape(p.main, g.kernel_h, row_step, nwords, 4 * g.stride_h * d.band_words, out_row,
+                         out_col, "rows")
+    if p.count > 1:
+        return TileShape(p.main, g.kernel_h, row_step, nwords, 4 * p.advance, p.main.width * out_col,
+                         out_col, "row")
+    return None
+
+
+def _cost(d: DspPlan, tp: TilePlan) -> float:
+    """Estimated M4 cycles per output channel."""
+    g = d.ql.geometry
+    p = d.program
+    if tp.shape.loop == "rows":
+        calls = -(-g.out_h // d.rows)
+        return calls * CALL_CYCLES + g.out_h * tp.body_cycles
+    tail_outputs = g.out_w - p.count * p.main.width
+    per_output = tp.body_cycles / tp.width
+    ring_copy = 3 * g.kernel_h * len(d.row_words) if d.mode == "ring" else 0
+    return g.out_h * (CALL_CYCLES + ring_copy + p.count * tp.body_cycles
+                      + tail_outputs * TAIL_FACTOR * per_output)
+
+
+def make_tiles(d: DspPlan, name: str) -> TileSet | None:
+    """The tile for plan `d` (None: the plan's row program stays C only)."""
+    if not d.fast_rq:
+        return None
+    shape = _shape(d)
+    rqs = _requants(d)
+    if shape is None or rqs is None:
+        return None
+    # one register assignment for every body (the requantization does not change it)
+    tp = plan_tile(shape, rqs[0])
+    if tp is None:
+        return None
+    bodies = []
+    for rq in rqs:
+        sym = f"{name}_tile" if len(rqs) == 1 else f"{name}_tile_rsh{rq.rshift}"
+        body_plan = _assign(shape, rq, tp.weights)
+        bodies.append(TileBody(sym, rq.rshift, rq, tuple(asm_lines(body_plan, rq, sym, True)),
+                               tuple(asm_lines(body_plan, rq, sym, False))))
+        if rq is rqs[0]:
+            tp = body_plan
+    return TileSet(tp, tuple(bodies), tuple(register_roles(tp)), _cost(d, tp))
+
+
+#: Estimated M4 cycles to gather one input element per channel (SIMD gather of 4 channels; other
+#: groups are scalar).
+GATHER_CYCLES = {4: 2.0, 2: 5.0, 1: 5.0}
+
+
+def _gather_cost(d: DspPlan) -> float:
+    """Estimated M4 cycles per output channel spent filling the band."""
+    g = d.ql.geometry
+    if d.mode == "ring":
+        rows = g.out_h * g.stride_h + d.eff_h
+    else:
+        rows = -(-g.out_h // d.rows) * d.slots
+    return rows * g.in_w * GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2] / g.depth_multiplier
+
+
+def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
+                rows: int | None = None, tile: bool = True) -> DspPlan | None:
+    """The DSP plan with the cheapest tile over the step widths and band organisations worth
+    trying; the C-only plan when no tile fits. `step`, `mode` and `rows` force a data flow
+    (tests, experiments), `tile=False` keeps its step loop in C."""
+    if step is not None or mode is not None or rows is not None or not tile:
+        d = make_dsp_plan(ql, step=step, mode=mode, rows=rows)
+        ts = make_tiles(d, name) if d is not None and tile else None
+        return d if ts is None else replace(d, tile=ts)
+    base = make_dsp_plan(ql)
+    if base is None or not base.fast_rq:
+        return base
+    g = ql.geometry
+    best: tuple[float, DspPlan] | None = None
+    seen = set()
+    widths = sorted({w for w in range(2, MAX_WIDTH + 1)} | ({g.out_w} if g.out_w <= MAX_WIDTH else set()))
+    for width in widths:
+        for mode in (None, "block"):
+            try:
+                d = make_dsp_plan(ql, step=width, mode=mode)
+            except (ValueError, IndexError):
+                continue
+            if d is None or not d.fast_rq:
+                continue
+            key = (d.mode, d.rows, d.group, d.step)
+            if key in seen:
+                continue
+            seen.add(key)
+            ts = make_tiles(d, name)
+            if ts is None:
+                continue
+            cost = ts.cost + _gather_cost(d)
+            if best is None or cost < best[0]:
+                best = (cost, replace(d, tile=ts))
+    return base if best is None else best[1]
+
+
+__all__ = ["MAX_SHIFT_BODIES", "Requant", "TileBody", "TilePlan", "TileSet", "TileShape", "asm_lines",
+           "choose_plan", "make_tiles", "plan_tile", "register_roles"]
