@@ -101,6 +101,8 @@ class TilePlan:
     body_insns: int  # instructions per iteration (loop branch included)
     body_cycles: float  # M4 estimate per iteration
     frame_words: int  # no-FPU stash words
+    breg: str | None = None  # the bias during the first MACs, then kq
+    ereg: str | None = None  # the end pointer of q for the whole call
 
     @property
     def width(self) -> int:
@@ -173,18 +175,25 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
         pool = pool[len(wregs):]
     temps = (pool[0], pool[1])
     free = pool[2:]
-    # requantization: the multiplier in a temporary, kq in a free register when there is one
-    # (the weight registers of a streamed tile are free once the kernel rows are done)
-    spare = list(free) + (list(row_regs) if mode != "held" else [])
+    # Spare registers, in order of what they save per iteration: the bias as the accumulate
+    # operand of each accumulator's first MAC (width - 1 fetches; afterwards the register
+    # holds kq for the requantization), the end pointer (one fetch), then weights of a
+    # streamed tile (one fetch each).
+    breg = free.pop(0) if free and st.width > 1 else None
+    ereg = free.pop(0) if free else None
+    if mode != "held":
+        for ky in range(shape.kh):
+            for i in wregs:
+                if free:
+                    held[(ky, i)] = free.pop(0)
     mreg = temps[0]
-    kreg = spare[0] if spare else None
-    used = set(accs) | set(held.values()) | set(row_regs) | set(temps) | set(free) | {"r0", "r1"}
-    if wptr:
-        used.add(wptr)
+    kreg = breg or (row_regs[0] if row_regs else None)
+    used = set(accs) | set(held.values()) | set(row_regs) | set(temps) | {"r0", "r1"}
+    used |= {r for r in (wptr, breg, ereg) if r}
     callee = tuple(r for r in ("r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11") if r in used)
     plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
                     mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
-                    frame_words=0)
+                    frame_words=0, breg=breg, ereg=ereg)
     body = _body(plan, rq, fpu=True)
     insns, cycles = _estimate(body)
     frame = END + 1 + (shape.kh * shape.nwords if mode == "stash" else 0)
@@ -203,21 +212,30 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
     st = sh.step
     out: list[tuple[str, str]] = []
     wregs = _row_wregs(st)
-    for a, acc in enumerate(p.accs):
-        out.append((_fetch(BIAS, acc, fpu), f"acc{a} = bias" if a == 0 else ""))
+    started: set[int] = set()
+    if p.breg:
+        out.append((_fetch(BIAS, p.breg, fpu), "bias: the first MAC of each output adds it"))
+    else:
+        for a, acc in enumerate(p.accs):
+            out.append((_fetch(BIAS, acc, fpu), "acc = bias" if a == 0 else ""))
+        started = set(range(len(p.accs)))
     wslot = END + 1
     for ky in range(sh.kh):
-        # weights of this kernel row
-        if p.weights == "held":
-            regs = {i: p.held[(ky, i)] for i in wregs}
-        else:
-            regs = dict(zip(wregs, p.row_regs))
-            for n, i in enumerate(wregs):
-                if p.weights == "stash":
-                    ins = _fetch(wslot + ky * sh.nwords + i, regs[i], fpu)
-                else:
-                    ins = f"ldr {regs[i]}, [{p.wptr}, #{4 * (ky * sh.nwords + i)}]"
-                out.append((ins, f"kernel row {ky}: weights" if n == 0 else ""))
+        # weights of this kernel row: held in a register, or fetched into the row registers
+        regs = {}
+        spare_rows = list(p.row_regs)
+        first = True
+        for i in wregs:
+            if (ky, i) in p.held:
+                regs[i] = p.held[(ky, i)]
+                continue
+            regs[i] = spare_rows.pop(0)
+            if p.weights == "stash":
+                ins = _fetch(wslot + ky * sh.nwords + i, regs[i], fpu)
+            else:
+                ins = f"ldr {regs[i]}, [{p.wptr}, #{4 * (ky * sh.nwords + i)}]"
+            out.append((ins, f"kernel row {ky}: weights" if first else ""))
+            first = False
         words = list(st.words)
         for k in range(0, len(words), 2):
             pair = words[k:k + 2]
@@ -229,7 +247,9 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
                 for o in st.ops:
                     if o.word == word:
                         acc = p.accs[o.acc]
-                        out.append((f"{o.kind} {acc}, {p.temps[j]}, {regs[o.wreg]}, {acc}", ""))
+                        add = acc if o.acc in started else p.breg
+                        started.add(o.acc)
+                        out.append((f"{o.kind} {acc}, {p.temps[j]}, {regs[o.wreg]}, {add}", ""))
     # requantization and stores
     m = p.mreg
     out.append((_fetch(MULT, m, fpu), "requantize: multiplier"))
@@ -261,8 +281,11 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
         out.append((f"strb {z}, [r1, #{a * sh.out_col}]", ""))
     out.append((f"add r0, r0, #{sh.adv_q}", "next iteration"))
     out.append((f"add r1, r1, #{sh.adv_dst}", ""))
-    out.append((_fetch(END, p.temps[0], fpu), ""))
-    out.append((f"cmp r0, {p.temps[0]}", ""))
+    if p.ereg:
+        out.append((f"cmp r0, {p.ereg}", ""))
+    else:
+        out.append((_fetch(END, p.temps[0], fpu), ""))
+        out.append((f"cmp r0, {p.temps[0]}", ""))
     out.append(("bne .Lloop", ""))
     return out
 
@@ -331,9 +354,15 @@ def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
         out.append(("mla r8, r8, r3, r0", "end = q + n * advance"))
         out.append(("push {r4-r8}", ""))
         assert frame == END + 1 + stash_w
-    if p.weights == "held":
-        for (ky, i), reg in sorted(p.held.items()):
-            out.append((f"ldr {reg}, [r2, #{4 * (ky * sh.nwords + i)}]", "held weights" if (ky, i) == min(p.held) else ""))
+    if p.ereg:
+        if fpu:
+            out.append((f"vmov {p.ereg}, s{END}", "end pointer, held"))
+        else:
+            out.append((f"ldr {p.ereg}, [sp, #{4 * END}]", "end pointer, held"))
+    wbase = p.wptr or "r2"
+    # the weight pointer itself may be reused as a weight register: load that one last
+    for (ky, i), reg in sorted(p.held.items(), key=lambda kv: (kv[1] == wbase, kv[0])):
+        out.append((f"ldr {reg}, [{wbase}, #{4 * (ky * sh.nwords + i)}]", "held weights" if (ky, i) == min(p.held) else ""))
     return out
 
 
