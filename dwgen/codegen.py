@@ -22,7 +22,7 @@ from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 # Kernel names are decided in names.py; check_c_name / sanitize_c_name stay importable from here.
 from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
 from .dsp_plan import DSP_TARGETS, dsp_context
-from .dsp_tile import choose_plan
+from .dsp_tile import choose_plan, columns_as_rows
 from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
 
@@ -210,7 +210,10 @@ def describe(ql: QuantizedLayer, opts: EmitOptions) -> list[str]:
     return [line.replace("*/", "* /").replace("/*", "/ *") for line in lines]
 
 
-def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> GeneratedKernel:
+def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
+             described_as: QuantizedLayer | None = None) -> GeneratedKernel:
+    """Render `ql` into C. `described_as`: the layer the comment block describes, when `ql` is
+    an equivalent rewrite of it (see `dsp_tile.columns_as_rows`)."""
     opts = (options or EmitOptions()).validated()
     g = ql.geometry
     if opts.cmsis_nn_api and g.channels_first:
@@ -249,9 +252,18 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
     dsp = None
     # The DSP kernel is held to the same budget by make_dsp_plan, so it is kept when the
     # unrolled portable kernel would be over it.
+    swapped_c = None
     if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
-        dsp = choose_plan(ql, opts.name)
-    description = describe(ql, opts)
+        swapped = None if opts.cmsis_nn_api else columns_as_rows(ql)
+        inner = generate(swapped, opts, described_as=ql) if swapped is not None else None
+        if inner is not None and inner.dsp is not None:
+            dsp, swapped_c = inner.dsp, inner.c_source
+        else:
+            dsp = choose_plan(ql, opts.name)
+    description = describe(described_as or ql, opts)
+    if described_as is not None:
+        description.append(f"Computed as the equivalent {g.in_h}x{g.in_w} layer: W is 1, so rows and columns "
+                           "swap without changing a single address")
     if plan.looped and dsp is None and opts.opt != "size":
         description.append(
             f"Looped form: the unrolled kernel would be about {plan.unrolled_statements} statements, "
@@ -293,7 +305,9 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None) -> Generate
         signature=_signature(ql, opts),
     )
     env = _environment()
-    if dsp is not None:
+    if swapped_c is not None:
+        c_src = swapped_c
+    elif dsp is not None:
         c_src = env.get_template("kernel_dsp.c.j2").render(**{**ctx, **dsp_context(dsp, opts.target)})
     else:
         c_src = env.get_template("kernel.c.j2").render(**ctx)

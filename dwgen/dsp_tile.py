@@ -545,6 +545,36 @@ def _gather_cost(d: DspPlan) -> float:
     return rows * g.in_w * GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2] / g.depth_multiplier
 
 
+def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
+    """The same layer with H and W swapped, when W is 1 (a 1-D layer along H, such as the
+    streaming wake-word model's 30x1 ... 15x1 layers): (n, h, 0, c) and (n, 0, h, c) are the
+    same address in NHWC and in NCHW, and so are the kernel's [kh][1] and [1][kh] taps, so a
+    kernel generated for the swapped layer computes the original one. The band then holds
+    real pixel pairs instead of one pixel and a padding zero per word. None: not such a layer."""
+    from .layer import DepthwiseLayer
+
+    g = ql.geometry
+    lay = ql.layer
+    if lay.rank != 2 or g.in_w != 1 or g.kernel_w != 1 or g.in_h == 1:
+        return None
+    if not isinstance(lay.padding, str):
+        return None
+    (kh, kw), (sh, sw), (dh, dw) = lay.kernel_size, lay.strides, lay.dilation_rate
+    swapped = DepthwiseLayer(kernel_size=(kw, kh), strides=(sw, sh), padding=lay.padding,
+                             depth_multiplier=lay.depth_multiplier, data_format=lay.data_format,
+                             dilation_rate=(dw, dh), activation=lay.activation, use_bias=lay.use_bias)
+    shape = list(g.input_shape)
+    if g.channels_first:
+        shape[2], shape[3] = shape[3], shape[2]
+    else:
+        shape[1], shape[2] = shape[2], shape[1]
+    m = g.depth_multiplier
+    w = ql.weights.reshape(1, kh, g.in_c, m)  # Keras layout [kh, kw, C, M] of the swapped kernel
+    out = QuantizedLayer.create(swapped, shape, ql.quant, w, ql.bias if lay.use_bias else None)
+    assert out.geometry.macs == g.macs and out.geometry.output_size == g.output_size
+    return out
+
+
 def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
                 rows: int | None = None, tile: bool = True) -> DspPlan | None:
     """The DSP plan with the cheapest tile over the step widths and band organisations worth
