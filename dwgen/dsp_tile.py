@@ -44,8 +44,10 @@ from .qlayer import QuantizedLayer
 GPRS = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr")
 #: Stash slots: S0-S15 (or 16 stack words without an FPU).
 STASH_SLOTS = 16
-#: Stash slots of the per-call constants.
-BIAS, MULT, KQ, RSH, END = range(5)
+#: Stash slots of the per-call constants (END: where q stops; INNER: where the current output
+#: row's steps stop, for two-level "block" loops); the weights of a streamed tile follow.
+BIAS, MULT, KQ, RSH, END, INNER = range(6)
+WEIGHTS0 = INNER + 1
 #: Distinct right shifts that get their own tile body (immediate shifts); beyond: register shift.
 MAX_SHIFT_BODIES = 4
 #: Largest immediate offset of LDR/STRB (imm12) and of ADDW.
@@ -83,7 +85,21 @@ class TileShape:
     adv_q: int  # bytes per iteration
     adv_dst: int
     out_col: int  # bytes between the step's outputs
-    loop: str  # "row": iterations along the output row; "rows": one output row per iteration
+    loop: str  # "row": iterations along the output row; "rows": one output row per iteration;
+    #            "block": `steps` iterations along each output row, then the next row
+    steps: int = 1  # "block": iterations per output row
+    row_q: int = 0  # "block": bytes from one output row's band to the next
+    row_dst: int = 0  # "block": bytes from one output row to the next
+
+    @property
+    def advance_per_call_unit(self) -> int:
+        """Bytes q advances per unit of n (an iteration, or a row of a block loop)."""
+        return self.row_q if self.loop == "block" else self.adv_q
+
+    @property
+    def row_fix(self) -> tuple[int, int]:
+        """"block": what q and dst add after a row's last step to reach the next row."""
+        return self.row_q - self.steps * self.adv_q, self.row_dst - self.steps * self.adv_dst
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,8 @@ class TilePlan:
     body_cycles: float  # M4 estimate per iteration
     frame_words: int  # no-FPU stash words
     breg: str | None = None  # the bias during the first MACs, then kq
-    ereg: str | None = None  # the end pointer of q for the whole call
+    ereg: str | None = None  # the end pointer of q (of the row's steps, for a "block" loop)
+    row_cycles: float = 0.0  # "block": M4 estimate of the step from one output row to the next
 
     @property
     def width(self) -> int:
@@ -137,12 +154,17 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
         return None
     if shape.adv_q > MAX_IMM12 or shape.adv_dst > MAX_IMM12 or shape.adv_q <= 0:
         return None
+    if shape.loop == "block" and (max(abs(v) for v in shape.row_fix) > MAX_IMM12 or shape.row_q > MAX_IMM12
+                                  or shape.steps * shape.adv_q > MAX_IMM12):
+        return None
+    if shape.advance_per_call_unit > 65535:
+        return None
     stash_weights = shape.kh * shape.nwords
     base = 2 + width + 2  # q, dst, accumulators, two load temporaries
     candidates = []
     if base + held_n <= len(GPRS):
         candidates.append("held")
-    if base + len(wregs) <= len(GPRS) and END + 1 + stash_weights <= STASH_SLOTS:
+    if base + len(wregs) <= len(GPRS) and WEIGHTS0 + stash_weights <= STASH_SLOTS:
         candidates.append("stash")
     if base + 1 + len(wregs) <= len(GPRS):
         candidates.append("memory")
@@ -196,8 +218,13 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
                     frame_words=0, breg=breg, ereg=ereg)
     body = _body(plan, rq, fpu=True)
     insns, cycles = _estimate(body)
-    frame = END + 1 + (shape.kh * shape.nwords if mode == "stash" else 0)
-    return TilePlan(**{**plan.__dict__, "body_insns": insns, "body_cycles": cycles, "frame_words": frame})
+    if shape.loop == "block":
+        _, row_cycles = _estimate(_row_advance(plan, fpu=True))
+    else:
+        row_cycles = 0.0
+    frame = WEIGHTS0 + (shape.kh * shape.nwords if mode == "stash" else 0)
+    return TilePlan(**{**plan.__dict__, "body_insns": insns, "body_cycles": cycles, "frame_words": frame,
+                       "row_cycles": row_cycles})
 
 
 # --- instruction emission ----------------------------------------------------------------------
@@ -219,7 +246,7 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
         for a, acc in enumerate(p.accs):
             out.append((_fetch(BIAS, acc, fpu), "acc = bias" if a == 0 else ""))
         started = set(range(len(p.accs)))
-    wslot = END + 1
+    wslot = WEIGHTS0
     for ky in range(sh.kh):
         # weights of this kernel row: held in a register, or fetched into the row registers
         regs = {}
@@ -281,11 +308,40 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
         out.append((f"strb {z}, [r1, #{a * sh.out_col}]", ""))
     out.append((f"add r0, r0, #{sh.adv_q}", "next iteration"))
     out.append((f"add r1, r1, #{sh.adv_dst}", ""))
+    stop = INNER if sh.loop == "block" else END
     if p.ereg:
         out.append((f"cmp r0, {p.ereg}", ""))
     else:
-        out.append((_fetch(END, p.temps[0], fpu), ""))
+        out.append((_fetch(stop, p.temps[0], fpu), ""))
         out.append((f"cmp r0, {p.temps[0]}", ""))
+    out.append(("bne .Lloop", ""))
+    return out
+
+
+def _add_imm(reg: str, value: int) -> list[tuple[str, str]]:
+    if value > 0:
+        return [(f"add {reg}, {reg}, #{value}", "")]
+    if value < 0:
+        return [(f"sub {reg}, {reg}, #{-value}", "")]
+    return []
+
+
+def _row_advance(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    """"block" loops: from the end of an output row's steps to the next row, or out."""
+    sh = p.shape
+    fq, fd = sh.row_fix
+    out = _add_imm("r0", fq) + _add_imm("r1", fd)
+    if out:
+        out[0] = (out[0][0], "next output row")
+    t = p.temps[0]
+    if p.ereg:
+        out += _add_imm(p.ereg, sh.row_q)
+    else:
+        out.append((_fetch(INNER, t, fpu), ""))
+        out += _add_imm(t, sh.row_q)
+        out.append((f"vmov s{INNER}, {t}" if fpu else f"str {t}, [sp, #{4 * INNER}]", ""))
+    out.append((_fetch(END, t, fpu), ""))
+    out.append((f"cmp r0, {t}", ""))
     out.append(("bne .Lloop", ""))
     return out
 
@@ -326,15 +382,18 @@ def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
         out.append((f"vldm r3, {{s0-s{nconst - 1}}}", "stash: bias, multiplier, kq" + (", shift" if nconst == 4 else "")))
         n_reg = "r12"
         out.append((f"ldr {n_reg}, [sp, #{pushed}]", "n (fifth argument)"))
-        out.append((f"movw r3, #{sh.adv_q}", ""))
+        out.append((f"movw r3, #{sh.advance_per_call_unit}", ""))
         out.append((f"mla {n_reg}, {n_reg}, r3, r0", "end = q + n * advance"))
         out.append((f"vmov s{END}, {n_reg}", ""))
+        if sh.loop == "block":
+            out.append((f"add {n_reg}, r0, #{sh.steps * sh.adv_q}", "end of the first row's steps"))
+            out.append((f"vmov s{INNER}, {n_reg}", ""))
         if stash_w:
-            out.append((f"vldm r2, {{s{END + 1}-s{END + stash_w}}}", "stash: the weights"))
+            out.append((f"vldm r2, {{s{WEIGHTS0}-s{WEIGHTS0 + stash_w - 1}}}", "stash: the weights"))
     else:
-        # frame: [sp] = bias, multiplier, kq, shift, end, then the weights; built with pushes
-        # (a later push goes below an earlier one)
-        frame = END + 1 + stash_w
+        # frame: [sp] = bias, multiplier, kq, shift, end, inner end, then the weights; built
+        # with pushes (a later push goes below an earlier one)
+        frame = WEIGHTS0 + stash_w
         if stash_w:
             done = 0
             chunks = []
@@ -350,15 +409,17 @@ def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
                 pushed += 4 * n
         out.append(("ldm r3, {r4-r7}", "frame: bias, multiplier, kq, shift"))
         out.append((f"ldr r8, [sp, #{pushed}]", "n (fifth argument)"))
-        out.append((f"movw r3, #{sh.adv_q}", ""))
+        out.append((f"movw r3, #{sh.advance_per_call_unit}", ""))
         out.append(("mla r8, r8, r3, r0", "end = q + n * advance"))
-        out.append(("push {r4-r8}", ""))
-        assert frame == END + 1 + stash_w
+        out.append((f"add r9, r0, #{sh.steps * sh.adv_q if sh.loop == 'block' else 0}", "end of the first row's steps"))
+        out.append(("push {r4-r9}", ""))
+        assert frame == WEIGHTS0 + stash_w
     if p.ereg:
+        stop = INNER if sh.loop == "block" else END
         if fpu:
-            out.append((f"vmov {p.ereg}, s{END}", "end pointer, held"))
+            out.append((f"vmov {p.ereg}, s{stop}", "end pointer, held"))
         else:
-            out.append((f"ldr {p.ereg}, [sp, #{4 * END}]", "end pointer, held"))
+            out.append((f"ldr {p.ereg}, [sp, #{4 * stop}]", "end pointer, held"))
     wbase = p.wptr or "r2"
     # the weight pointer itself may be reused as a weight register: load that one last
     for (ky, i), reg in sorted(p.held.items(), key=lambda kv: (kv[1] == wbase, kv[0])):
@@ -399,6 +460,8 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool) -> list[str]:
     lines.append(".balign 4")
     lines.append(f"{label}:")
     emit(_body(p, rq, fpu))
+    if p.shape.loop == "block":
+        emit(_row_advance(p, fpu))
     emit(_epilogue(p, fpu))
     lines.append(f".size {symbol}, .-{symbol}")
     lines.append(".popsection")
@@ -418,8 +481,9 @@ def register_roles(p: TilePlan) -> list[str]:
     roles.append(f"load temporaries {p.temps[0]}, {p.temps[1]} (then multiplier, result)")
     if p.kreg:
         roles.append(f"kq during the requantization: {p.kreg}")
-    roles.append(f"stash: s0/[sp] bias, s1 multiplier, s2 kq, s3 shift, s4 end of q"
-                 + (", s5.. weights" if p.weights == "stash" else ""))
+    roles.append("stash (S<n>, or word n of the stack frame): 0 bias, 1 multiplier, 2 kq, 3 shift, 4 end of q"
+                 + (", 5 end of the row's steps" if p.shape.loop == "block" else "")
+                 + (f", {WEIGHTS0}.. the weights" if p.weights == "stash" else ""))
     return roles
 
 
@@ -487,6 +551,9 @@ def _shape(d: DspPlan) -> TileShape | None:
     if d.mode == "block" and p.count == 1 and not p.tails and p.main.out0 == 0:
         return TileShape(p.main, g.kernel_h, row_step, nwords, 4 * g.stride_h * d.band_words, out_row,
                          out_col, "rows")
+    if d.mode == "block" and p.count > 1 and not p.tails:
+        return TileShape(p.main, g.kernel_h, row_step, nwords, 4 * p.advance, p.main.width * out_col,
+                         out_col, "block", steps=p.count, row_q=4 * g.stride_h * d.band_words, row_dst=out_row)
     if p.count > 1:
         return TileShape(p.main, g.kernel_h, row_step, nwords, 4 * p.advance, p.main.width * out_col,
                          out_col, "row")
@@ -500,6 +567,9 @@ def _cost(d: DspPlan, tp: TilePlan) -> float:
     if tp.shape.loop == "rows":
         calls = -(-g.out_h // d.rows)
         return calls * CALL_CYCLES + g.out_h * tp.body_cycles
+    if tp.shape.loop == "block":
+        calls = -(-g.out_h // d.rows)
+        return calls * CALL_CYCLES + g.out_h * (tp.shape.steps * tp.body_cycles + tp.row_cycles)
     tail_outputs = g.out_w - p.count * p.main.width
     per_output = tp.body_cycles / tp.width
     ring_copy = 3 * g.kernel_h * len(d.row_words) if d.mode == "ring" else 0
