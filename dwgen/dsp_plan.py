@@ -408,6 +408,8 @@ def dsp_context(d: DspPlan, target: str) -> dict:
     used = set()
     for st in ([p.main] if p.main is not None else []) + list(p.tails):
         used.update(o.wreg for o in st.ops)
+    # with an asm tile, the C main step is compiled only for the host: words it alone reads
+    tail_used = {o.wreg for st in p.tails for o in st.ops}
     nwords = len(d.row_words)
     desc = ", ".join(
         f"(w[{lo if lo is not None else '-'}], w[{hi if hi is not None else '-'}])" for lo, hi in d.row_words
@@ -430,6 +432,8 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         target=target,
         gather=gather,
         used_words=sorted(used),
+        tail_words=sorted(tail_used),
+        main_only_words=sorted(used - tail_used),
         nwords=nwords,
         word_desc=desc,
         rq_args=rq_args,

@@ -243,9 +243,11 @@ _SOURCE_MACROS = (
     "ACT_MAX ACT_MIN BAND_W BATCH BLOCK_ROWS CH_WORDS CLAMP_HI CLAMP_LO DEPTH_MULT DILATION_H "
     "DILATION_W EFF_H GROUP GROUPS INPUT_OFFSET INPUT_ZP IN_BATCH IN_C IN_CH IN_COL IN_H IN_ROW IN_W "
     "KH KW OC OUTPUT_ZP OUT_BATCH OUT_CH OUT_COL OUT_H OUT_ROW OUT_W PAD_LEFT PAD_TOP SLOTS STRIDE_H "
-    "STRIDE_W TAPS WORDS_PER_OC".split()
+    "STRIDE_W TAPS TILE_ASM WORDS_PER_OC".split()
 )
-_SOURCE_OBJECTS = "bias filter kq load_row multiplier out output requantize rshift shift ssat_rsh weights wpk".split()
+_SOURCE_OBJECTS = tuple("bias filter kq load_row multiplier out output requantize rq rshift shift ssat_rsh tile weights wpk".split())
+# One asm tile body per distinct right shift: SSAT takes an immediate shift of 0..31.
+_TILE_BODIES = tuple(f"tile_rsh{n}" for n in range(32))
 
 
 def kernel_symbols(name: str) -> dict[str, Symbol]:
@@ -272,7 +274,7 @@ def kernel_symbols(name: str) -> dict[str, Symbol]:
         put(f"{n}_test_{suffix}", f"{n}'s test-vector array", "header")
     for suffix in _SOURCE_MACROS:
         put(f"{N}_{suffix}", f"a macro in {n}.c", "source")
-    for suffix in _SOURCE_OBJECTS:
+    for suffix in _SOURCE_OBJECTS + _TILE_BODIES:
         put(f"{n}_{suffix}", f"a definition in {n}.c", "source")
     return out
 

@@ -225,3 +225,16 @@ def test_dsp_gather_of_a_one_column_image_declares_no_unused_pointer(tmp_path):
     for ql, k in zip(qls, kernels):
         x = ql.random_input(2)
         assert np.array_equal(mod[k.name](x), reference(ql, x)), k.name
+
+
+def test_weight_word_only_the_asm_tile_reads_is_declared_for_the_host_only(tmp_path):
+    """Kernel 1x5 on a 1x49 row (odd width: one C tail column after the asm tile), CMSIS-NN
+    entry point: the pair word (w[2], w[3]) feeds the tile's odd columns only, so its C local
+    exists only where the C main step is compiled (`unused variable 'w0_2'` on the M4 before)."""
+    ql = _layer((1, 5), (1, 1), (1, 1, 49, 16))
+    k = generate(ql, EmitOptions(name="tailw", target="cortex-m4", cmsis_nn_api=True))
+    assert k.dsp is not None and k.dsp.tile is not None
+    _strict_alone([k], tmp_path, arm_target="cortex-m4")
+    assert "#if !TAILW_TILE_ASM\n" in k.c_source
+    x = ql.random_input(2)
+    assert np.array_equal(build([k])["tailw"](x), reference(ql, x))
