@@ -124,6 +124,10 @@ TARGETS: dict[str, Target] = {
         Target("cortex-m3", "cortex-m3", "armv7-m", False, None, "soft", False, "cortex-m3"),
         Target("cortex-m4", "cortex-m4", "armv7e-m", True, "fpv4-sp-d16", "hard", False,
                "cortex-m4"),
+        Target("cortex-m4-nofpu", "cortex-m4", "armv7e-m", True, None, "soft", False,
+               "cortex-m4",
+               note="Cortex-M4 without its FPU (soft-float ABI, __ARM_FP undefined); emulated "
+                    "with unicorn's Cortex-M4 model, floating-point instructions trapped"),
         Target("cortex-m7", "cortex-m7", "armv7e-m", True, "fpv5-d16", "hard", False,
                "cortex-m7"),
         Target("cortex-m33", "cortex-m33", "armv8-m.main", True, "fpv5-sp-d16", "hard",
@@ -142,7 +146,7 @@ def get_target(target: str | Target) -> Target:
         return target
     key = str(target).strip().lower().replace("_", "-")
     key = {"cortex-m0+": "cortex-m0plus", "m0": "cortex-m0", "m0plus": "cortex-m0plus",
-           "m0+": "cortex-m0plus", "m3": "cortex-m3", "m4": "cortex-m4", "m7": "cortex-m7",
+           "m0+": "cortex-m0plus", "m3": "cortex-m3", "m4": "cortex-m4", "m4-nofpu": "cortex-m4-nofpu", "m7": "cortex-m7",
            "m33": "cortex-m33", "m55": "cortex-m55"}.get(key, key)
     try:
         return TARGETS[key]
