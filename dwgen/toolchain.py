@@ -106,11 +106,23 @@ class Target:
 
     @property
     def zig_cpu(self) -> str | None:
-        return None if self.cpu is None else self.cpu.replace("-", "_")
+        """zig's -mcpu value: the CPU model plus the DSP extension and the FPU as features.
+        zig's Cortex-M models have no FPU (``-mcpu=cortex_m4 -mfloat-abi=hard`` defines no
+        ``__ARM_FP`` and calls ``__aeabi_fmul``) and its cortex_m33 has no DSP extension
+        (no ``__ARM_FEATURE_DSP``), so both are added explicitly (Helium is not)."""
+        if self.cpu is None:
+            return None
+        return (self.cpu.replace("-", "_") + ("+dsp" if self.dsp else "")
+                + _ZIG_FPU_FEATURES.get(self.fpu or "", ""))
 
     @property
     def has_fpu(self) -> bool:
         return self.fpu is not None
+
+
+#: zig cpu features of the gcc -mfpu values ("auto" is the M55's: FPv5 with double precision).
+_ZIG_FPU_FEATURES = {"fpv4-sp-d16": "+vfp4d16sp", "fpv5-d16": "+fp_armv8d16",
+                     "fpv5-sp-d16": "+fp_armv8d16sp", "auto": "+fp_armv8d16"}
 
 
 TARGETS: dict[str, Target] = {
