@@ -102,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--cmsis-nn-api", action="store_true",
                    help="also emit <name>_cmsis_nn() with the arm_depthwise_conv_wrapper_s8 signature")
     e.add_argument("--target", choices=TARGETS, default="generic",
-                   help="code path: generic/cortex-m0/m0plus/m3 get portable C, cortex-m4/m7/m33/m55 "
-                   "the DSP kernel (default: generic)")
+                   help="code path: generic/cortex-m0/m0plus/m3 get portable C, cortex-m4/m4-nofpu/m7/m33/m55 "
+                   "the DSP kernel (cortex-m4-nofpu: a Cortex-M4 without FPU, soft-float ABI) (default: generic)")
     e.add_argument("--opt", choices=("speed", "size"), default="speed",
                    help="speed: interior and border regions emitted separately (default); size: one loop "
                    "body for the whole image with taps checked at run time, for flash-tight parts. "

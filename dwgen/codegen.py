@@ -28,8 +28,8 @@ from .qlayer import QuantizedLayer
 
 WEIGHT_MODES = ("baked", "extern")
 OPT_MODES = ("speed", "size")
-TARGETS = ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33",
-           "cortex-m55")
+TARGETS = ("generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4-nofpu", "cortex-m7",
+           "cortex-m33", "cortex-m55")
 LAYOUTS = {"nhwc": CHANNELS_LAST, "nchw": CHANNELS_FIRST}
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from .plan import MAX_UNROLLED_STATEMENTS
 from .qlayer import QuantizedLayer
 
-DSP_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+DSP_TARGETS = ("cortex-m4", "cortex-m4-nofpu", "cortex-m7", "cortex-m33", "cortex-m55")
 #: Bytes of stack the band may use (the whole kernel must stay within 1.5 KB).
 BAND_BUDGET = 1232
 INT32_MAX = 2**31 - 1

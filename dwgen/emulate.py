@@ -16,7 +16,8 @@ RAM at 0x20000000 = stack (first, so an overflow faults below 0x20000000), .data
 .bss, then the heap that :meth:`Emulator.alloc` hands out.
 
 * CPU model: unicorn Thumb + M-class with the target's model (``Target.uc_cpu``:
-  Cortex-M0 for M0/M0+, M3, M4, M7, M33; M55 runs on the M33 model, without Helium).
+  Cortex-M0 for M0/M0+, M3, M4 (also for M4 without FPU), M7, M33; M55 runs on the M33
+  model, without Helium).
   Floating point needs no set-up: unicorn's M-profile cores start with the FPU
   accessible (checked by the tests with VFP code on M4).
 * ``call``: arguments in r0-r3 then on the stack (AAPCS; 32-bit integers, negative
@@ -47,7 +48,9 @@ What unicorn 2.1 gets wrong, and what this module does about it
   LDRH are allowed, as on the core; the Cortex-M0 model faults on them itself.
 * The Cortex-M3 model executes many DSP-extension instructions (SMLAD, SMUAD, SMLSD,
   SMLALD, SMLAWB, SSAT16, USAD8 ...) that a Cortex-M3 does not have. dwgen traps every
-  DSP-extension instruction on non-DSP targets (``check_isa``).
+  DSP-extension instruction on non-DSP targets (``check_isa``), and every floating-point
+  instruction on targets without an FPU (``cortex-m4-nofpu`` runs on the M4 model, which
+  has one).
 * SMLAD/SMLADX set the Q flag when the two products alone overflow (both 0x8000 x
   0x8000) even when the accumulator brings the sum back into range; the ARMv7-M ARM
   sets Q only if the full sum overflows. The result register is right. Kernels never
@@ -222,8 +225,10 @@ class Emulator:
         self.traps = 0
         if check_alignment and self.uc_cpu != "cortex-m0":
             self._install_alignment_traps()
-        if check_isa and (not self.target.dsp or self.uc_cpu == "cortex-m3"):
-            self._install_dsp_traps()
+        trap_dsp = not self.target.dsp or self.uc_cpu == "cortex-m3"
+        trap_fp = not self.target.has_fpu
+        if check_isa and (trap_dsp or trap_fp):
+            self._install_isa_traps(trap_dsp, trap_fp)
         self._heap_start = (lay.heap_start + 15) & ~15
         self._heap = self._heap_start
         self._buffers: list[_Buffer] = []
@@ -438,14 +443,26 @@ class Emulator:
                                    "the core; unicorn does not fault)", text)
             uc.emu_stop()
 
-    def _install_dsp_traps(self) -> None:
+    def _install_isa_traps(self, dsp: bool, fp: bool) -> None:
         """unicorn's Cortex-M3 model executes many DSP-extension instructions (SMLAD,
-        SSAT16, USAD8, ...) that the real core does not have: trap them."""
+        SSAT16, USAD8, ...) that the real core does not have, and its Cortex-M4 model runs
+        floating-point instructions for a Cortex-M4 built without an FPU: trap them."""
         for i in self._code_insns():
-            if i.insn_name() in DSP_ONLY:
+            name = i.insn_name()
+            if dsp and name in DSP_ONLY:
                 self.uc.hook_add(uc_mod.UC_HOOK_CODE, self._on_dsp_insn,
                                  f"{i.mnemonic} {i.op_str}", i.address, i.address)
                 self.traps += 1
+            elif fp and name.startswith("v"):  # every M-profile VFP (and MVE) mnemonic
+                self.uc.hook_add(uc_mod.UC_HOOK_CODE, self._on_fp_insn,
+                                 f"{i.mnemonic} {i.op_str}", i.address, i.address)
+                self.traps += 1
+
+    def _on_fp_insn(self, uc, address, size, text):
+        self._trap = (address, f"floating-point instruction, which {self.target.name} (emulated "
+                               f"as {self.uc_cpu}) does not have (the core would raise a "
+                               "UsageFault; unicorn's model executes it)", text)
+        uc.emu_stop()
 
     def _on_dsp_insn(self, uc, address, size, text):
         self._trap = (address, f"DSP-extension instruction, which {self.target.name} (emulated "

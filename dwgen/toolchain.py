@@ -106,11 +106,23 @@ class Target:
 
     @property
     def zig_cpu(self) -> str | None:
-        return None if self.cpu is None else self.cpu.replace("-", "_")
+        """zig's -mcpu value: the CPU model plus the DSP extension and the FPU as features.
+        zig's Cortex-M models have no FPU (``-mcpu=cortex_m4 -mfloat-abi=hard`` defines no
+        ``__ARM_FP`` and calls ``__aeabi_fmul``) and its cortex_m33 has no DSP extension
+        (no ``__ARM_FEATURE_DSP``), so both are added explicitly (Helium is not)."""
+        if self.cpu is None:
+            return None
+        return (self.cpu.replace("-", "_") + ("+dsp" if self.dsp else "")
+                + _ZIG_FPU_FEATURES.get(self.fpu or "", ""))
 
     @property
     def has_fpu(self) -> bool:
         return self.fpu is not None
+
+
+#: zig cpu features of the gcc -mfpu values ("auto" is the M55's: FPv5 with double precision).
+_ZIG_FPU_FEATURES = {"fpv4-sp-d16": "+vfp4d16sp", "fpv5-d16": "+fp_armv8d16",
+                     "fpv5-sp-d16": "+fp_armv8d16sp", "auto": "+fp_armv8d16"}
 
 
 TARGETS: dict[str, Target] = {
@@ -124,6 +136,10 @@ TARGETS: dict[str, Target] = {
         Target("cortex-m3", "cortex-m3", "armv7-m", False, None, "soft", False, "cortex-m3"),
         Target("cortex-m4", "cortex-m4", "armv7e-m", True, "fpv4-sp-d16", "hard", False,
                "cortex-m4"),
+        Target("cortex-m4-nofpu", "cortex-m4", "armv7e-m", True, None, "soft", False,
+               "cortex-m4",
+               note="Cortex-M4 without its FPU (soft-float ABI, __ARM_FP undefined); emulated "
+                    "with unicorn's Cortex-M4 model, floating-point instructions trapped"),
         Target("cortex-m7", "cortex-m7", "armv7e-m", True, "fpv5-d16", "hard", False,
                "cortex-m7"),
         Target("cortex-m33", "cortex-m33", "armv8-m.main", True, "fpv5-sp-d16", "hard",
@@ -142,7 +158,7 @@ def get_target(target: str | Target) -> Target:
         return target
     key = str(target).strip().lower().replace("_", "-")
     key = {"cortex-m0+": "cortex-m0plus", "m0": "cortex-m0", "m0plus": "cortex-m0plus",
-           "m0+": "cortex-m0plus", "m3": "cortex-m3", "m4": "cortex-m4", "m7": "cortex-m7",
+           "m0+": "cortex-m0plus", "m3": "cortex-m3", "m4": "cortex-m4", "m4-nofpu": "cortex-m4-nofpu", "m7": "cortex-m7",
            "m33": "cortex-m33", "m55": "cortex-m55"}.get(key, key)
     try:
         return TARGETS[key]

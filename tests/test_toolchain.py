@@ -52,7 +52,7 @@ def tiny_c(tmp_path_factory):
 
 def test_targets_table():
     assert set(TARGETS) == {"generic", "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4",
-                            "cortex-m7", "cortex-m33", "cortex-m55"}
+                            "cortex-m4-nofpu", "cortex-m7", "cortex-m33", "cortex-m55"}
     m4 = TARGETS["cortex-m4"]
     assert (m4.cpu, m4.dsp, m4.fpu, m4.float_abi, m4.uc_cpu, m4.thumb1_only) == \
         ("cortex-m4", True, "fpv4-sp-d16", "hard", "cortex-m4", False)
@@ -60,6 +60,11 @@ def test_targets_table():
         t = TARGETS[name]
         assert t.thumb1_only and not t.dsp and t.fpu is None and t.uc_cpu == "cortex-m0"
     assert not TARGETS["cortex-m3"].dsp and TARGETS["cortex-m3"].uc_cpu == "cortex-m3"
+    nofpu = TARGETS["cortex-m4-nofpu"]
+    assert (nofpu.cpu, nofpu.dsp, nofpu.fpu, nofpu.float_abi, nofpu.uc_cpu, nofpu.thumb1_only) == \
+        ("cortex-m4", True, None, "soft", "cortex-m4", False)
+    assert not nofpu.has_fpu and m4.has_fpu and nofpu.zig_cpu == "cortex_m4+dsp"
+    assert get_target("m4-nofpu") is nofpu and get_target("cortex_m4_nofpu") is nofpu
     assert TARGETS["cortex-m7"].uc_cpu == "cortex-m7" and TARGETS["cortex-m7"].fpu == "fpv5-d16"
     assert TARGETS["cortex-m55"].mve and TARGETS["cortex-m55"].uc_cpu == "cortex-m33"
     assert not TARGETS["generic"].cross
@@ -80,6 +85,9 @@ def test_gcc_flags_per_target():
     assert "-mfpu=fpv5-sp-d16" in gcc.flags("cortex-m33")
     assert "-mfloat-abi=soft" in gcc.flags("cortex-m3") and not any(
         x.startswith("-mfpu") for x in gcc.flags("cortex-m3"))
+    nofpu = gcc.flags("cortex-m4-nofpu")
+    assert nofpu[:3] == ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"]
+    assert not any(x.startswith("-mfpu") for x in nofpu)
     assert "-ffreestanding" in gcc.flags("cortex-m4", freestanding=True)
     assert "-nostdlib" in gcc.link_flags("cortex-m4") and gcc.link_libs() == ["-lgcc"]
     with pytest.raises(BuildError, match="optimisation level"):
@@ -91,12 +99,16 @@ def test_gcc_flags_per_target():
 def test_clang_flags_per_target():
     clang = Compiler("clang", ("zig", "cc"), "zig", "clang 18 (zig 0.13)")
     f = clang.flags("cortex-m4", "O3")
-    assert f[:4] == ["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m4", "-mthumb"]
+    assert f[:4] == ["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m4+dsp+vfp4d16sp", "-mthumb"]
+    assert "-mcpu=cortex_m7+dsp+fp_armv8d16" in clang.flags("cortex-m7")
+    assert "-mcpu=cortex_m33+dsp+fp_armv8d16sp" in clang.flags("cortex-m33")
     assert "-O3" in f and "-fhosted" in f and "-fomit-frame-pointer" in f
     assert "-fno-sanitize=all" in f
     assert clang.flags("cortex-m0")[:3] == ["-target", "thumb-freestanding-eabi",
                                             "-mcpu=cortex_m0"]
     assert "-mcpu=cortex_m0plus" in clang.flags("cortex-m0plus")
+    assert clang.flags("cortex-m4-nofpu")[:5] == ["-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4+dsp",
+                                                  "-mthumb", "-mfloat-abi=soft"]
     assert "-ffreestanding" in clang.flags("cortex-m4", freestanding=True)
     assert "-nostdlib" not in clang.link_flags("cortex-m4")   # compiler-rt is needed
 
@@ -189,6 +201,20 @@ def test_build_tiny_function(cc, target, tiny_c):
 
 
 @needs_gcc
+@pytest.mark.parametrize("cc", COMPILERS)
+def test_predefined_fpu_and_dsp_macros_match_the_target(cc, tmp_path):
+    """Code chooses its FPU / no-FPU variant by __ARM_FP (the DSP kernel's tiles do): both
+    compilers must define it exactly for the targets with an FPU."""
+    src = tmp_path / "probe.c"
+    src.write_text("#if defined(__ARM_FP) != WANT_FP\n#error __ARM_FP does not match the target\n#endif\n"
+                   "#if defined(__ARM_FEATURE_DSP) != WANT_DSP\n#error __ARM_FEATURE_DSP does not match\n#endif\n"
+                   "int probe(void) { return 1; }\n")
+    for name in ("cortex-m3", "cortex-m4", "cortex-m4-nofpu", "cortex-m7", "cortex-m33", "cortex-m55"):
+        t = TARGETS[name]
+        build_elf([src], name, compiler=cc, defines={"WANT_FP": int(t.has_fpu), "WANT_DSP": int(t.dsp)},
+                  workdir=tmp_path / name)
+
+
 def test_hosted_build_inlines_memcpy_freestanding_does_not(tiny_c):
     hosted = build_elf([tiny_c], "cortex-m4", compiler="gcc")
     free = build_elf([tiny_c], "cortex-m4", compiler="gcc", freestanding=True)
