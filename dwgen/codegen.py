@@ -55,7 +55,27 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["asm_string"] = lambda line: line.replace("\\", "\\\\").replace('"', '\\"')
+    env.filters["asm_chunks"] = _asm_chunks
     return env
+
+
+#: C99 (5.2.4.1) guarantees string literals of 4095 characters; `-pedantic` warns beyond.
+MAX_STRING_LITERAL = 4095
+
+
+def _asm_chunks(lines) -> list[list[str]]:
+    """Consecutive runs of asm lines whose string literal (each line plus a newline) stays
+    within MAX_STRING_LITERAL: one top-level __asm__ statement each, assembled in order."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        n = len(line) + 1
+        if chunks[-1] and size + n > MAX_STRING_LITERAL:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += n
+    return chunks
 
 
 @dataclass(frozen=True)

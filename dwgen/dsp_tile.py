@@ -219,7 +219,9 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     body = _body(plan, rq, fpu=True)
     insns, cycles = _estimate(body)
     if shape.loop == "block":
+        # the row's last step falls through its branch: 1 cycle, not the taken branch's 3
         _, row_cycles = _estimate(_row_advance(plan, fpu=True))
+        row_cycles -= BRANCH_TAKEN - 1
     else:
         row_cycles = 0.0
     frame = WEIGHTS0 + (shape.kh * shape.nwords if mode == "stash" else 0)
@@ -346,7 +348,8 @@ def _row_advance(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     return out
 
 
-_LOADS = ("ldr ",)
+#: M4 cycles of a taken branch (the pipeline refills); not taken: 1.
+BRANCH_TAKEN = 3
 
 
 def _estimate(body: list[tuple[str, str]]) -> tuple[int, float]:
@@ -365,17 +368,27 @@ def _estimate(body: list[tuple[str, str]]) -> tuple[int, float]:
             continue
         prev_load = False
         if op == "bne":
-            cycles += 3
+            cycles += BRANCH_TAKEN
         else:
             cycles += 1
     return len(body), cycles
 
 
+def _saved(p: TilePlan, fpu: bool) -> list[str]:
+    """The callee-saved registers a body writes: the plan's, and without an FPU also the
+    ones the prologue builds the stack frame in (r4-r9, and r4-r11 for stashed weights)."""
+    regs = set(p.callee_saved)
+    if not fpu:
+        stash_w = p.shape.kh * p.shape.nwords if p.weights == "stash" else 0
+        regs |= {f"r{i}" for i in range(4, 10)} | {f"r{4 + i}" for i in range(min(8, stash_w))}
+    return sorted(regs, key=lambda r: int(r[1:]))
+
+
 def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
     sh = p.shape
-    saved = ", ".join(list(p.callee_saved) + ["lr"])
-    out = [(f"push {{{saved}}}", "save the callee-saved registers the tile uses")]
-    pushed = 4 * (len(p.callee_saved) + 1)
+    saved = _saved(p, fpu)
+    out = [(f"push {{{', '.join(saved + ['lr'])}}}", "save the callee-saved registers the tile uses")]
+    pushed = 4 * (len(saved) + 1)
     nconst = 4 if not uniform else 3
     stash_w = sh.kh * sh.nwords if p.weights == "stash" else 0
     if fpu:
@@ -431,7 +444,7 @@ def _epilogue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     out = []
     if not fpu:
         out.append((f"add sp, sp, #{4 * p.frame_words}", "drop the frame"))
-    saved = ", ".join(list(p.callee_saved) + ["pc"])
+    saved = ", ".join(_saved(p, fpu) + ["pc"])
     out.append((f"pop {{{saved}}}", ""))
     return out
 

@@ -24,7 +24,8 @@ RAM at 0x20000000 = stack (first, so an overflow faults below 0x20000000), .data
   values allowed), LR = ``__emu_return`` (firmware/emu/support.c), run until PC gets
   there. An instruction limit (unicorn's own counter, cheap) stops runaway code with
   :class:`InstructionLimitExceeded`; faults, invalid instructions and writes outside the
-  allocated buffers raise :class:`EmulationError` with the PC and the instruction.
+  allocated buffers raise :class:`EmulationError` with the PC and the instruction, and so
+  does a return with any of r4-r11 changed (each call starts them at known values).
 * Stack high-water mark: the stack is filled with a pattern before each call; after it
   the deepest byte that changed gives the bytes used below the SP at entry.
 * Guard zones: every :meth:`alloc` buffer is surrounded by 16-byte guard zones checked
@@ -96,6 +97,9 @@ _UC_CPU = {
     "cortex-m33": UA.UC_CPU_ARM_CORTEX_M33,
 }
 _ARG_REGS = (UA.UC_ARM_REG_R0, UA.UC_ARM_REG_R1, UA.UC_ARM_REG_R2, UA.UC_ARM_REG_R3)
+#: r4-r11: AAPCS callee-saved; each call starts them at a distinct value and checks them after.
+_SAVED_REGS = tuple(getattr(UA, f"UC_ARM_REG_R{i}") for i in range(4, 12))
+_SAVED_VALUE = 0x5AFE0400
 _REG_NAMES = {getattr(UA, f"UC_ARM_REG_R{i}"): f"r{i}" for i in range(13)}
 _REG_NAMES.update({UA.UC_ARM_REG_SP: "sp", UA.UC_ARM_REG_LR: "lr", UA.UC_ARM_REG_PC: "pc"})
 _TRACE_CHUNK = 1 << 20
@@ -322,6 +326,8 @@ class Emulator:
         regs = words[:4] + [0] * (4 - min(4, len(words)))
         for reg, w in zip(_ARG_REGS, regs):
             uc.reg_write(reg, w)
+        for i, reg in enumerate(_SAVED_REGS):
+            uc.reg_write(reg, _SAVED_VALUE + i + 4)
         uc.reg_write(UA.UC_ARM_REG_R12, 0)
         uc.reg_write(UA.UC_ARM_REG_SP, sp)
         uc.reg_write(UA.UC_ARM_REG_LR, self._ret | 1)
@@ -371,6 +377,11 @@ class Emulator:
                 f"(stopped at pc=0x{pc:08x}: {self._disasm_at(pc)}); raise insn_limit if "
                 "the code is just long-running")
         self._check_guards(fname)
+        clobbered = [f"r{i + 4}" for i, reg in enumerate(_SAVED_REGS)
+                     if uc.reg_read(reg) != _SAVED_VALUE + i + 4]
+        if clobbered:
+            raise EmulationError(f"{fname} returned with callee-saved {', '.join(clobbered)} changed "
+                                 "(AAPCS: r4-r11 must be preserved; the caller's loop state is lost)")
         stack_bytes = self._stack_used(sp)
         r0 = uc.reg_read(UA.UC_ARM_REG_R0)
         r1 = uc.reg_read(UA.UC_ARM_REG_R1)

@@ -98,6 +98,15 @@ ldm_at:
     ldm r0, {r0, r1}
     bx lr
     .size ldm_at, .-ldm_at
+    .global clobber_r9
+    .type clobber_r9, %function
+    .thumb_func
+clobber_r9:
+    push {r4, lr}
+    movs r4, #0
+    mov r9, r4
+    pop {r4, pc}
+    .size clobber_r9, .-clobber_r9
 """
 
 # ------------------------------------------------------------------- DSP instruction set
@@ -364,6 +373,14 @@ def test_instruction_limit(m4):
         m4.call("spin", insn_limit=100_000)
     assert time.perf_counter() - t0 < 5
     assert m4.call("bsum", m4.alloc_bytes(b"\x01\x02"), 2).ret == 3   # still usable
+
+
+def test_callee_saved_register_changed_by_a_call_is_an_error(m4):
+    """A routine that saves r4 but writes r9 returns fine on the core, and its caller's loop
+    state is gone: the emulator reports it instead of returning."""
+    with pytest.raises(EmulationError, match=r"^clobber_r9 returned with callee-saved r9 changed \(AAPCS"):
+        m4.call("clobber_r9")
+    assert m4.call("sum_words", m4.alloc_bytes(bytes(8)), 2).r0 == 0  # r4-r11 kept: no error
 
 
 def test_faults_are_reported(m4, srcdir):

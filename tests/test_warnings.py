@@ -29,7 +29,8 @@ from helpers import random_qlayer, tool_missing
 
 SWEEP = 320
 SEED = 20270109
-TARGETS = ("generic", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+TARGETS = ("generic", "cortex-m0", "cortex-m3", "cortex-m4", "cortex-m4-nofpu", "cortex-m7", "cortex-m33",
+           "cortex-m55")
 STRICT = ("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-DDWGEN_CMSIS_NN_TYPES", "-c")
 #: Kernels per unity translation unit: large enough to amortize the compiler's start-up,
 #: small enough that the two worker threads get balanced shares.
@@ -39,7 +40,7 @@ BATCH = 40
 def _sweep_layers():
     """The bit-exact sweeps' distribution (a tiny image every 10th layer), every target, and
     the emit options that change the emitted C: extern weights, the CMSIS-NN entry point and
-    the size-optimized body (moduli coprime with the 7 targets, so every option meets every
+    the size-optimized body (moduli coprime with the 8 targets, so every option meets every
     target)."""
     rng = np.random.default_rng(SEED)
     out = []

@@ -1,0 +1,404 @@
+"""The register-allocated asm tiles of the DSP kernel (dwgen/dsp_tile.py), on the cores.
+
+* A seeded sweep of random layers plus layers built for every tile class (loop kind, where
+  the weights live, one body or a dispatch over right shifts, register shift, dead sign fix,
+  narrow clamps, strides, dilations, depth multipliers, 1-D, batches, NCHW), generated for
+  cortex-m4 and run on the emulated Cortex-M4 and M7 (FPU stash: S0-S15) and on a Cortex-M4
+  without FPU (stack-frame stash), byte for byte against the reference; the host build of the
+  same kernels (the C twin of every tile) too. The sweep must contain every class, so a planner
+  that stops producing one fails here.
+* gcc and zig-clang cross builds of one kernel per class for every DSP target, warning-free,
+  each with the tile variant its FPU calls for.
+* Per tile body: the instructions one loop iteration executes on the core equal the planner's
+  count (TilePlan.body_insns), and the emulator's M4 cycle estimate equals its body_cycles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+import dwgen
+from dwgen import reference
+from dwgen.codegen import EmitOptions, generate
+from dwgen.hostbuild import build
+from dwgen.layer import DepthwiseLayer
+
+from helpers import random_qlayer, tool_missing
+
+SEED = 515151
+SWEEP = 60
+#: Emulated: FPU stash (M4, M7) and stack stash (M4 without FPU).
+EMU_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m4-nofpu")
+#: Cross-built per class, with both compilers.
+BUILD_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m4-nofpu")
+STRICT = ("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror")
+STACK_LIMIT = 1536
+
+
+# --------------------------------------------------------------------------- the layers
+
+def _layer(out_scale, *, kernel=(3, 3), strides=(1, 1), dil=(1, 1), m=1, fmt="channels_last",
+           act="none", hw=(8, 8), c=4, batch=1, zp=(-3, 5), ws=None, padding="same", rank=2, seed=0):
+    rng = np.random.default_rng(seed)
+    layer = DepthwiseLayer(kernel, strides, padding, m, fmt, dil, act, True, rank)
+    h, w = hw
+    if rank == 1:
+        shape = (batch, c, w) if fmt == "channels_first" else (batch, w, c)
+    else:
+        shape = (batch, c, h, w) if fmt == "channels_first" else (batch, h, w, c)
+    oc = c * m
+    ws = list(np.linspace(0.004, 0.02, oc)) if ws is None else ws
+    q = dwgen.Quantization.from_scales(0.02, zp[0], ws, out_scale, zp[1], oc)
+    kh, kw = layer.kernel_size
+    return dwgen.QuantizedLayer.create(layer, shape, q, rng.integers(-127, 128, (kh, kw, c, m)),
+                                       rng.integers(-3000, 3000, oc))
+
+
+def _class_layers():
+    """Layers aimed at one tile class each (the planner decides; the sweep checks the union)."""
+    six = [0.004 * 2.0 ** -(i % 6) for i in range(8)]  # six distinct right shifts, all > 0
+    return [
+        ("row ring", _layer(0.003, hw=(30, 30))),
+        ("row ring dilated", _layer(0.003, kernel=(2, 2), hw=(30, 40), dil=(2, 1))),
+        ("row tails", _layer(0.003, kernel=(3, 4), hw=(9, 31), strides=(1, 1))),
+        ("rows", _layer(0.003, hw=(6, 6))),
+        ("block", _layer(0.003, hw=(12, 12))),
+        ("block stride", _layer(0.003, kernel=(4, 2), hw=(10, 24), strides=(1, 2))),
+        ("held", _layer(0.003, kernel=(2, 2), hw=(4, 2), c=6)),
+        ("held 1-wide", _layer(0.003, kernel=(3, 3), hw=(5, 1), padding="same")),
+        ("stash", _layer(0.003, kernel=(3, 5), hw=(6, 6))),
+        ("memory", _layer(0.003, kernel=(5, 5), hw=(8, 8))),
+        ("memory 7x7", _layer(0.003, kernel=(7, 7), hw=(9, 3), c=5)),
+        ("register shift", _layer(0.0008, c=8, ws=six)),
+        ("register shift, dead fix", _layer(0.0008, c=8, ws=six, act="relu", zp=(-3, -128))),
+        ("single shift", _layer(0.003, ws=[0.01])),
+        ("shifts 0 and 1", _layer(2.7e-4, ws=[0.01, 0.005, 0.01, 0.005])),
+        ("shift 0 only", _layer(2.7e-4, ws=[0.01] * 4)),
+        ("dead sign fix", _layer(0.003, act="relu", zp=(4, -128))),
+        ("relu6 narrow", _layer(0.03, act="relu6", zp=(4, -128))),
+        ("relu_n1_to_1 narrow", _layer(0.01, act="relu_n1_to_1", zp=(4, 3))),
+        ("stride 2", _layer(0.003, strides=(2, 2), hw=(11, 11))),
+        ("dilation 2", _layer(0.003, dil=(2, 2), hw=(11, 11))),
+        ("depth multiplier 2", _layer(0.003, m=2)),
+        ("depth multiplier 4", _layer(0.003, m=4, c=3)),
+        ("1-D", _layer(0.003, rank=1, kernel=(1, 5), hw=(1, 20))),
+        ("W = 1", _layer(0.003, kernel=(5, 1), hw=(20, 1))),
+        ("batch 2", _layer(0.003, batch=2, hw=(7, 9))),
+        ("NCHW", _layer(0.003, fmt="channels_first", hw=(7, 13))),
+        ("NCHW row", _layer(0.003, fmt="channels_first", hw=(20, 33), c=3)),
+    ]
+
+
+def _sweep_layers():
+    rng = np.random.default_rng(SEED)
+    out = []
+    for i in range(SWEEP):
+        ql = random_qlayer(rng, max_hw=24 if i % 3 == 0 else 12)
+        out.append((f"random #{i}", ql))
+    return out + _class_layers()
+
+
+def _classes(k) -> set:
+    """Every tile class kernel `k` exercises."""
+    d = k.dsp
+    t = None if d is None else d.tile
+    if t is None:
+        return set()
+    g = k.plan.ql.geometry
+    p = t.plan
+    out = {f"loop {t.loop}", f"weights {p.weights}", "dispatch" if t.dispatch else "single body",
+           f"band {d.mode}", f"loop {t.loop} / weights {p.weights}"}
+    for b in t.bodies:
+        rq = b.requant
+        out.add("register shift" if rq.rshift is None else ("shift 0" if rq.rshift == 0 else "shift > 0"))
+        out.add("sign fix" if rq.sign_fix else "no sign fix")
+        if rq.high_clamp is not None:
+            out.add("high clamp" + (" below 127" if rq.act_max != 127 else ""))
+    q = k.plan.ql
+    if q.act_min == q.quant.output_zero_point and q.layer.activation != "none":
+        out.add("act_min == output zero point")
+    out.add("bias register" if p.breg else "no bias register")
+    out.add("end register" if p.ereg else "end in the stash")
+    out.add("kq register" if p.kreg else "kq per output")
+    if t.loop == "row" and d.program.tails:
+        out.add("C tails")
+    if g.stride_w == 2 or g.stride_h == 2:
+        out.add("stride 2")
+    if g.dilation_w == 2 or g.dilation_h == 2:
+        out.add("dilation 2")
+    if g.depth_multiplier in (2, 4):
+        out.add(f"depth multiplier {g.depth_multiplier}")
+    if g.rank == 1:
+        out.add("1-D")
+    if g.batch == 2:
+        out.add("batch 2")
+    if g.channels_first:
+        out.add("NCHW")
+    if d.ql is not q:
+        out.add("W = 1 as 1 x H")
+    return out
+
+
+REQUIRED = {
+    "loop row", "loop rows", "loop block", "weights held", "weights stash", "weights memory",
+    "dispatch", "single body", "band ring", "band block",
+    *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
+    "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
+    "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
+    "kq register", "kq per output", "C tails",
+    "stride 2", "dilation 2", "depth multiplier 2", "depth multiplier 4", "1-D", "batch 2", "NCHW",
+    "W = 1 as 1 x H",
+}
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    layers = _sweep_layers()
+    kernels = [generate(ql, EmitOptions(name=f"tl{i}", target="cortex-m4")) for i, (_, ql) in enumerate(layers)]
+    return layers, kernels
+
+
+def test_sweep_covers_every_tile_class(sweep):
+    layers, kernels = sweep
+    assert all(k.dsp is not None for k in kernels)
+    tiled = [k for k in kernels if k.dsp.tile is not None]
+    assert len(tiled) >= 0.9 * len(kernels)
+    seen = set().union(*(_classes(k) for k in kernels))
+    assert REQUIRED <= seen, sorted(REQUIRED - seen)
+
+
+def test_nofpu_target_gets_the_same_dsp_kernel(sweep):
+    """cortex-m4-nofpu is a DSP target: the same kernel, both tile variants in the source (the
+    compiler's __ARM_FP picks one)."""
+    layers, kernels = sweep
+    for (_, ql), k in list(zip(layers, kernels))[::7]:
+        n = generate(ql, EmitOptions(name=k.name, target="cortex-m4-nofpu"))
+        assert n.dsp is not None and n.dsp.flow == k.dsp.flow
+        assert n.c_source.replace("for cortex-m4-nofpu.", "for cortex-m4.") == k.c_source
+        if n.dsp.tile is not None:
+            assert "#if defined(__ARM_FP)" in n.c_source and "drop the frame" in n.c_source
+
+
+def test_host_twin_bit_exact(sweep):
+    layers, kernels = sweep
+    mod = build(kernels)
+    rng = np.random.default_rng(SEED + 1)
+    for (label, ql), k in zip(layers, kernels):
+        x = ql.random_input(rng)
+        assert np.array_equal(mod[k.name](x), reference(ql, x)), (label, k.name, k.dsp.flow, ql.layer)
+
+
+# --------------------------------------------------------------------------- on the cores
+
+def _toolchain():
+    try:
+        from dwgen.emulate import Emulator
+        from dwgen.toolchain import build_elf, find_compiler
+        find_compiler()
+    except Exception as exc:  # toolchain or emulator missing
+        tool_missing(f"cross toolchain / emulator unavailable: {exc}")
+    return Emulator, build_elf
+
+
+def _compiler(kind):
+    from dwgen.toolchain import find_compiler
+
+    try:
+        return find_compiler(kind)
+    except Exception as exc:  # noqa: BLE001 - the reason is shown
+        tool_missing(f"{kind} cross compiler unavailable: {exc}")
+
+
+_IMAGES: dict = {}
+
+
+@pytest.fixture(scope="module")
+def images(sweep, tmp_path_factory):
+    """target -> (ELF, Emulator) of every sweep kernel, built with arm-none-eabi-gcc (lazily)."""
+    Emulator, build_elf = _toolchain()
+    cc = _compiler("gcc")
+    src = tmp_path_factory.mktemp("tiles")
+    _, kernels = sweep
+    for k in kernels:
+        k.write(src)
+
+    def get(target):
+        if target not in _IMAGES:
+            elf = build_elf([src / f"{k.name}.c" for k in kernels], target, workdir=src / target, compiler=cc)
+            _IMAGES[target] = (elf, Emulator(elf))
+        return _IMAGES[target]
+
+    yield get
+    _IMAGES.clear()
+
+
+def _run(emu, ql, name, x):
+    g = ql.geometry
+    emu.reset_heap()
+    xa = emu.alloc_bytes(x.tobytes(), name="input")
+    ya = emu.alloc(g.output_size, name="output")
+    st = emu.call(name, xa, ya)
+    return emu.read_array(ya, g.output_size).reshape(g.output_shape), st
+
+
+def _fp_insns(elf, symbol) -> list[str]:
+    """Floating-point instructions in a function of the image."""
+    import capstone
+
+    s = elf.symbol(symbol)
+    code = _read_code(elf, s.addr, s.size)
+    cs = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    return [f"{i.mnemonic} {i.op_str}" for i in cs.disasm(code, s.addr) if i.mnemonic.startswith("v")]
+
+
+def _read_code(elf, addr, size) -> bytes:
+    for seg in elf.segments:
+        if seg.addr <= addr and addr + size <= seg.addr + len(seg.data):
+            return seg.data[addr - seg.addr: addr - seg.addr + size]
+    raise AssertionError(f"0x{addr:x} is in no loaded segment")
+
+
+@pytest.mark.parametrize("target", EMU_TARGETS)
+def test_tiles_bit_exact_on_the_emulated_core(target, sweep, images):
+    layers, kernels = sweep
+    elf, emu = images(target)
+    fpu = elf.target.has_fpu
+    rng = np.random.default_rng(SEED + 2)
+    for (label, ql), k in zip(layers, kernels):
+        if k.dsp.tile is not None:
+            # the variant the core calls for: the FPU stash, or the stack frame and no FPU instruction
+            fp = _fp_insns(elf, k.dsp.tile.bodies[0].symbol)
+            assert bool(fp) == fpu, (target, k.name, fp)
+        x = ql.random_input(rng)
+        y, st = _run(emu, ql, k.name, x)
+        assert np.array_equal(y, reference(ql, x)), (target, label, k.name, k.dsp.flow, ql.layer)
+        assert st.stack_bytes <= STACK_LIMIT, (target, label, k.name, st.stack_bytes)
+
+
+def test_fpu_variant_is_trapped_without_an_fpu(sweep, images):
+    """The no-FPU run would catch a kernel that picked the FPU stash: unicorn's M4 model has
+    an FPU, so the emulator traps floating-point instructions for cortex-m4-nofpu."""
+    from dwgen.emulate import EmulationError, Emulator
+    from dwgen.toolchain import get_target
+
+    layers, kernels = sweep
+    elf, _ = images("cortex-m4")
+    as_nofpu = Emulator(dataclasses.replace(elf, target=get_target("cortex-m4-nofpu")))
+    (label, ql), k = next((lk, k) for lk, k in zip(layers, kernels) if k.dsp.tile is not None)
+    with pytest.raises(EmulationError, match="floating-point instruction"):
+        _run(as_nofpu, ql, k.name, ql.random_input(0))
+
+
+# ----------------------------------------------------------------- cross builds per class
+
+def _per_class(layers, kernels):
+    """One kernel for each class (the first that has it), in sweep order."""
+    chosen = {}
+    for lk, k in zip(layers, kernels):
+        for c in sorted(_classes(k)):
+            chosen.setdefault(c, (lk, k))
+    out = {}
+    for lk, k in chosen.values():
+        out[k.name] = (lk, k)
+    return list(out.values())
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
+    Emulator, build_elf = _toolchain()
+    compiler = _compiler(cc)
+    layers, kernels = sweep
+    picked = _per_class(layers, kernels)
+    assert REQUIRED <= set().union(*(_classes(k) for _, k in picked))
+    for _, k in picked:
+        k.write(tmp_path)
+    sources = [tmp_path / f"{k.name}.c" for _, k in picked]
+    rng = np.random.default_rng(SEED + 3)
+    for target in BUILD_TARGETS:
+        elf = build_elf(sources, target, workdir=tmp_path / target, compiler=compiler, extra_cflags=STRICT)
+        assert elf.compiler.kind == cc
+        assert elf.warnings == "", (cc, target, elf.warnings)
+        for (label, ql), k in picked:
+            if k.dsp.tile is not None:
+                fp = _fp_insns(elf, k.dsp.tile.bodies[0].symbol)
+                assert bool(fp) == elf.target.has_fpu, (cc, target, k.name, fp)
+        if elf.target.mve:
+            continue  # built only: unicorn has no Helium (the M55 image may use MVE)
+        emu = Emulator(elf)
+        for (label, ql), k in picked:
+            x = ql.random_input(rng)
+            y, _ = _run(emu, ql, k.name, x)
+            assert np.array_equal(y, reference(ql, x)), (cc, target, label, k.name, k.dsp.flow)
+
+
+# ------------------------------------------------------- instructions and cycles per body
+
+_INSN = re.compile(r"^\s+([a-z][a-z0-9.]*)\b")
+
+
+def _loop_parts(asm: tuple[str, ...], symbol: str) -> tuple[list[str], list[str]]:
+    """The loop body (label .. first bne) and, for block loops, the row advance (.. next bne)."""
+    start = asm.index(f".L{symbol}_loop:") + 1
+    insns = [line.split("@")[0].strip() for line in asm[start:] if _INSN.match(line)]
+    first = next(i for i, ins in enumerate(insns) if ins.startswith("bne "))
+    body = insns[: first + 1]
+    rest = insns[first + 1:]
+    second = next((i for i, ins in enumerate(rest) if ins.startswith("bne ")), None)
+    return body, ([] if second is None else rest[: second + 1])
+
+
+def _call_tile(emu, t, symbol, n, rng):
+    """Run tile body `symbol` for n units (iterations, or rows of a block loop) on random data."""
+    sh = t.plan.shape
+    unit_q = sh.advance_per_call_unit
+    q_bytes = n * unit_q + sh.steps * sh.adv_q + 4 * (sh.kh * sh.row_step + max(sh.step.words) + 2)
+    out_unit = sh.row_dst if sh.loop == "block" else sh.adv_dst
+    d_bytes = n * out_unit + sh.steps * sh.adv_dst + sh.step.width * sh.out_col + 8
+    emu.reset_heap()
+    q = emu.alloc_bytes(rng.integers(-255, 256, q_bytes // 2 + 2, dtype=np.int16).astype("<i2").tobytes())
+    dst = emu.alloc(d_bytes)
+    w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * sh.kh * sh.nwords, dtype=np.int16).astype("<i2").tobytes())
+    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3], dtype="<i4").tobytes())
+    return emu.call(symbol, q, dst, w, rq, n)
+
+
+def test_instructions_and_cycles_per_iteration_match_the_plan(sweep, images):
+    """Calling each tile body for n = 1 and n = 3 units: half the difference is one unit.
+    Instructions: exactly TilePlan.body_insns (every body: its own count from its loop lines,
+    the first body's from the plan) on both stash variants; M4 cycles (FPU stash): body_cycles."""
+    _, kernels = sweep
+    rng = np.random.default_rng(SEED + 4)
+    checked = set()
+    cycle_errors = []
+    for target in ("cortex-m4", "cortex-m4-nofpu"):
+        _, emu = images(target)
+        for k in kernels:
+            t = k.dsp.tile
+            if t is None:
+                continue
+            p = t.plan
+            first_body, _ = _loop_parts(t.bodies[0].asm_fpu, t.bodies[0].symbol)
+            assert len(first_body) == p.body_insns, (k.name, t.describe)
+            for b in t.bodies:
+                body, row = _loop_parts(b.asm_fpu if target == "cortex-m4" else b.asm_nofpu, b.symbol)
+                body_fpu, _ = _loop_parts(b.asm_fpu, b.symbol)
+                assert len(body) == len(body_fpu)  # the stash access is one instruction either way
+                one = _call_tile(emu, t, b.symbol, 1, rng)
+                three = _call_tile(emu, t, b.symbol, 3, rng)
+                steps = p.shape.steps if t.loop == "block" else 1
+                per_unit = (three.instructions - one.instructions) / 2
+                assert per_unit == steps * len(body) + len(row), (target, k.name, b.symbol, t.describe)
+                if target != "cortex-m4":
+                    continue
+                # the requantization variants differ from the first body only by 1-cycle ALU instructions
+                want = steps * (p.body_cycles + len(body) - p.body_insns) + p.row_cycles
+                got = (three.cycles().m4_cycles - one.cycles().m4_cycles) / 2
+                if abs(got - want) > 1:
+                    cycle_errors.append((k.name, b.symbol, t.describe, got, want))
+                checked.add(t.loop)
+    assert checked == {"row", "rows", "block"}
+    assert not cycle_errors, "\n".join(map(str, cycle_errors))
