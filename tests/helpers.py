@@ -103,3 +103,25 @@ def tflite_writer():
         spec.loader.exec_module(mod)
         _WRITER.append(mod)
     return _WRITER[0]
+
+
+def emulator_tools():
+    """(Emulator, build_elf), or a skip/failure (tool_missing) when the cross toolchain or
+    unicorn is not there."""
+    try:
+        from dwgen.emulate import Emulator
+        from dwgen.toolchain import build_elf, find_compiler
+        find_compiler()
+    except Exception as exc:  # toolchain or emulator missing
+        tool_missing(f"cross toolchain / emulator unavailable: {exc}")
+    return Emulator, build_elf
+
+
+def run_emulated(emu, ql, name: str, x):
+    """Kernel `name` of the emulator's image on input `x`: (output array, RunStats)."""
+    g = ql.geometry
+    emu.reset_heap()
+    xa = emu.alloc_bytes(x.tobytes(), name="input")
+    ya = emu.alloc(g.output_size, name="output")
+    st = emu.call(name, xa, ya)
+    return emu.read_array(ya, g.output_size).reshape(g.output_shape), st

@@ -17,7 +17,7 @@ from dwgen.errors import DwgenError
 from dwgen.hostbuild import build
 from dwgen.suite import MLPERF_TINY, suite_layers
 
-from helpers import random_qlayer, tool_missing
+from helpers import emulator_tools, random_qlayer, run_emulated, tool_missing
 
 SWEEP = 120
 
@@ -177,21 +177,11 @@ def test_arm_build_is_warning_free(tmp_path):
         assert insn in res.stdout, insn
 
 
-def _emulator():
-    try:
-        from dwgen.emulate import Emulator
-        from dwgen.toolchain import build_elf, find_compiler
-        find_compiler()
-    except Exception as exc:  # toolchain or emulator missing
-        tool_missing(f"cross toolchain / emulator unavailable: {exc}")
-    return Emulator, build_elf
-
-
 def test_random_layers_on_emulated_cortex_m4(tmp_path):
     """The inline-assembly paths (PKH gather, SSAT with a shift, SMLAxy) on the core itself."""
     import dwgen
 
-    Emulator, build_elf = _emulator()
+    Emulator, build_elf = emulator_tools()
     rng = np.random.default_rng(99)
     qls = [random_qlayer(rng) for _ in range(10)]
     # per-tensor quantization: one shift for every channel (SSAT #8 with ASR folded in)
@@ -204,18 +194,13 @@ def test_random_layers_on_emulated_cortex_m4(tmp_path):
         d.write(tmp_path)
     emu = Emulator(build_elf([tmp_path / f"{k.name}.c" for k in kernels], "cortex-m4", workdir=tmp_path))
     for ql, k in zip(qls, kernels):
-        g = ql.geometry
         x = ql.random_input(rng)
-        emu.reset_heap()
-        xa = emu.alloc_bytes(x.tobytes())
-        ya = emu.alloc(g.output_size)
-        emu.call(k.name, xa, ya)
-        y = emu.read_array(ya, g.output_size).reshape(g.output_shape)
+        y, _ = run_emulated(emu, ql, k.name, x)
         assert np.array_equal(y, reference(ql, x)), (k.name, k.dsp.flow if k.dsp else None, ql.layer)
 
 
 def test_benchmark_layers_on_emulated_cortex_m4(tmp_path):
-    Emulator, build_elf = _emulator()
+    Emulator, build_elf = emulator_tools()
     for s, ql in suite_layers():
         k = generate(ql, EmitOptions(name=s.name, target="cortex-m4"))
         d = tmp_path / s.name
@@ -265,15 +250,10 @@ def test_columnar_layers_run_with_rows_and_columns_swapped(tmp_path):
     for ql, k in zip(qls, kernels):
         x = ql.random_input(rng)
         assert np.array_equal(mod[k.name](x), oracle.run_tflite(ql, x)), k.name
-    Emulator, build_elf = _emulator()
+    Emulator, build_elf = emulator_tools()
     for k in kernels:
         k.write(tmp_path)
     emu = Emulator(build_elf([tmp_path / f"{k.name}.c" for k in kernels], "cortex-m4", workdir=tmp_path))
     for ql, k in zip(qls, kernels):
-        g = ql.geometry
         x = ql.random_input(rng)
-        emu.reset_heap()
-        xa = emu.alloc_bytes(x.tobytes())
-        ya = emu.alloc(g.output_size)
-        emu.call(k.name, xa, ya)
-        assert np.array_equal(emu.read_array(ya, g.output_size).reshape(g.output_shape), reference(ql, x)), k.name
+        assert np.array_equal(run_emulated(emu, ql, k.name, x)[0], reference(ql, x)), k.name

@@ -27,7 +27,7 @@ from dwgen.codegen import EmitOptions, generate
 from dwgen.hostbuild import build
 from dwgen.layer import DepthwiseLayer
 
-from helpers import random_qlayer, tool_missing
+from helpers import emulator_tools, random_qlayer, run_emulated, tool_missing
 
 SEED = 515151
 SWEEP = 60
@@ -194,16 +194,6 @@ def test_host_twin_bit_exact(sweep):
 
 # --------------------------------------------------------------------------- on the cores
 
-def _toolchain():
-    try:
-        from dwgen.emulate import Emulator
-        from dwgen.toolchain import build_elf, find_compiler
-        find_compiler()
-    except Exception as exc:  # toolchain or emulator missing
-        tool_missing(f"cross toolchain / emulator unavailable: {exc}")
-    return Emulator, build_elf
-
-
 def _compiler(kind):
     from dwgen.toolchain import find_compiler
 
@@ -219,7 +209,7 @@ _IMAGES: dict = {}
 @pytest.fixture(scope="module")
 def images(sweep, tmp_path_factory):
     """target -> (ELF, Emulator) of every sweep kernel, built with arm-none-eabi-gcc (lazily)."""
-    Emulator, build_elf = _toolchain()
+    Emulator, build_elf = emulator_tools()
     cc = _compiler("gcc")
     src = tmp_path_factory.mktemp("tiles")
     _, kernels = sweep
@@ -234,15 +224,6 @@ def images(sweep, tmp_path_factory):
 
     yield get
     _IMAGES.clear()
-
-
-def _run(emu, ql, name, x):
-    g = ql.geometry
-    emu.reset_heap()
-    xa = emu.alloc_bytes(x.tobytes(), name="input")
-    ya = emu.alloc(g.output_size, name="output")
-    st = emu.call(name, xa, ya)
-    return emu.read_array(ya, g.output_size).reshape(g.output_shape), st
 
 
 def _fp_insns(elf, symbol) -> list[str]:
@@ -274,7 +255,7 @@ def test_tiles_bit_exact_on_the_emulated_core(target, sweep, images):
             fp = _fp_insns(elf, k.dsp.tile.bodies[0].symbol)
             assert bool(fp) == fpu, (target, k.name, fp)
         x = ql.random_input(rng)
-        y, st = _run(emu, ql, k.name, x)
+        y, st = run_emulated(emu, ql, k.name, x)
         assert np.array_equal(y, reference(ql, x)), (target, label, k.name, k.dsp.flow, ql.layer)
         assert st.stack_bytes <= STACK_LIMIT, (target, label, k.name, st.stack_bytes)
 
@@ -290,7 +271,7 @@ def test_fpu_variant_is_trapped_without_an_fpu(sweep, images):
     as_nofpu = Emulator(dataclasses.replace(elf, target=get_target("cortex-m4-nofpu")))
     (label, ql), k = next((lk, k) for lk, k in zip(layers, kernels) if k.dsp.tile is not None)
     with pytest.raises(EmulationError, match="floating-point instruction"):
-        _run(as_nofpu, ql, k.name, ql.random_input(0))
+        run_emulated(as_nofpu, ql, k.name, ql.random_input(0))
 
 
 # ----------------------------------------------------------------- cross builds per class
@@ -309,7 +290,7 @@ def _per_class(layers, kernels):
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
-    Emulator, build_elf = _toolchain()
+    Emulator, build_elf = emulator_tools()
     compiler = _compiler(cc)
     layers, kernels = sweep
     picked = _per_class(layers, kernels)
@@ -331,7 +312,7 @@ def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
         emu = Emulator(elf)
         for (label, ql), k in picked:
             x = ql.random_input(rng)
-            y, _ = _run(emu, ql, k.name, x)
+            y, _ = run_emulated(emu, ql, k.name, x)
             assert np.array_equal(y, reference(ql, x)), (cc, target, label, k.name, k.dsp.flow)
 
 
