@@ -48,6 +48,10 @@ STASH_SLOTS = 16
 #: row's steps stop, for two-level "block" loops); the weights of a streamed tile follow.
 BIAS, MULT, KQ, RSH, END, INNER = range(6)
 WEIGHTS0 = INNER + 1
+#: "plane" loops (held weights only): the next channel's weight and rq record pointers.
+WPTR, RQPTR = INNER, WEIGHTS0
+#: Largest output plane a "plane" tile unrolls (outputs per channel).
+MAX_PLANE_OUTPUTS = 16
 #: Distinct right shifts that get their own tile body (immediate shifts); beyond: register shift.
 MAX_SHIFT_BODIES = 4
 #: Largest immediate offset of LDR/STRB (imm12) and of ADDW.
@@ -86,10 +90,15 @@ class TileShape:
     adv_dst: int
     out_col: int  # bytes between the step's outputs
     loop: str  # "row": iterations along the output row; "rows": one output row per iteration;
-    #            "block": `steps` iterations along each output row, then the next row
-    steps: int = 1  # "block": iterations per output row
-    row_q: int = 0  # "block": bytes from one output row's band to the next
-    row_dst: int = 0  # "block": bytes from one output row to the next
+    #            "block": `steps` iterations along each output row, then the next row;
+    #            "plane": one iteration per channel, its whole output plane unrolled
+    steps: int = 1  # "block", "plane": steps per output row
+    row_q: int = 0  # "block", "plane": bytes from one output row's band to the next
+    row_dst: int = 0  # "block", "plane": bytes from one output row to the next
+    rows: int = 1  # "plane": output rows
+    step_q: int = 0  # "plane": bytes from one step's band words to the next step's
+    step_dst: int = 0  # "plane": bytes from one step's outputs to the next step's
+    w_adv: int = 0  # "plane": bytes of weight words per channel
 
     @property
     def advance_per_call_unit(self) -> int:
@@ -159,15 +168,23 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
         return None
     if shape.advance_per_call_unit > 65535:
         return None
+    if shape.loop == "plane":
+        last_q = (shape.rows - 1) * shape.row_q + (shape.steps - 1) * shape.step_q
+        last_dst = (shape.rows - 1) * shape.row_dst + (shape.steps - 1) * shape.step_dst
+        if max_off + last_q > MAX_IMM12 or last_dst + (width - 1) * shape.out_col > MAX_IMM12:
+            return None
+        if shape.w_adv > MAX_IMM12:
+            return None
     stash_weights = shape.kh * shape.nwords
     base = 2 + width + 2  # q, dst, accumulators, two load temporaries
     candidates = []
     if base + held_n <= len(GPRS):
         candidates.append("held")
-    if base + len(wregs) <= len(GPRS) and WEIGHTS0 + stash_weights <= STASH_SLOTS:
-        candidates.append("stash")
-    if base + 1 + len(wregs) <= len(GPRS):
-        candidates.append("memory")
+    if shape.loop != "plane":  # a plane tile loads each channel's weights once: held only
+        if base + len(wregs) <= len(GPRS) and WEIGHTS0 + stash_weights <= STASH_SLOTS:
+            candidates.append("stash")
+        if base + 1 + len(wregs) <= len(GPRS):
+            candidates.append("memory")
     best = None
     for mode in candidates:
         p = _assign(shape, rq, mode)
@@ -216,8 +233,10 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
                     mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
                     frame_words=0, breg=breg, ereg=ereg)
-    body = _body(plan, rq, fpu=True)
-    insns, cycles = _estimate(body)
+    if shape.loop == "plane":
+        insns, cycles = _estimate(_plane_unit(plan, [rq], 0, fpu=True))
+    else:
+        insns, cycles = _estimate(_body(plan, rq, fpu=True))
     if shape.loop == "block":
         # the row's last step falls through its branch: 1 cycle, not the taken branch's 3
         _, row_cycles = _estimate(_row_advance(plan, fpu=True))
@@ -225,6 +244,8 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     else:
         row_cycles = 0.0
     frame = WEIGHTS0 + (shape.kh * shape.nwords if mode == "stash" else 0)
+    if shape.loop == "plane":
+        frame = RQPTR + 1
     return TilePlan(**{**plan.__dict__, "body_insns": insns, "body_cycles": cycles, "frame_words": frame,
                        "row_cycles": row_cycles})
 
@@ -235,8 +256,8 @@ def _fetch(slot: int, reg: str, fpu: bool) -> str:
     return f"vmov {reg}, s{slot}" if fpu else f"ldr {reg}, [sp, #{4 * slot}]"
 
 
-def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
-    """The loop body: (instruction, comment) pairs, the loop branch last."""
+def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0) -> list[tuple[str, str]]:
+    """One step: `width` outputs from the band at q + `qoff` bytes, stored from dst + `doff`."""
     sh = p.shape
     st = sh.step
     out: list[tuple[str, str]] = []
@@ -269,7 +290,7 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
         for k in range(0, len(words), 2):
             pair = words[k:k + 2]
             for j, word in enumerate(pair):
-                off = 4 * (ky * sh.row_step + word)
+                off = qoff + 4 * (ky * sh.row_step + word)
                 out.append((f"ldr {p.temps[j]}, [r0, #{off}]",
                             f"kernel row {ky}: band words" if k == 0 and j == 0 else ""))
             for j, word in enumerate(pair):
@@ -307,17 +328,38 @@ def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
             out.append((f"ssat {z}, #8, {z}", ""))
             if rq.act_max != 127:
                 out.append((f"sub {z}, {z}, #{127 - rq.act_max}", ""))
-        out.append((f"strb {z}, [r1, #{a * sh.out_col}]", ""))
-    out.append((f"add r0, r0, #{sh.adv_q}", "next iteration"))
-    out.append((f"add r1, r1, #{sh.adv_dst}", ""))
-    stop = INNER if sh.loop == "block" else END
+        out.append((f"strb {z}, [r1, #{doff + a * sh.out_col}]", ""))
+    return out
+
+
+def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[tuple[str, str]]:
+    """Advance q and dst by one iteration; branch back to `label` until q reaches the `stop`
+    slot's pointer (held in the end register when there is one)."""
+    sh = p.shape
+    out = [(f"add r0, r0, #{sh.adv_q}", "next " + ("channel" if sh.loop == "plane" else "iteration")),
+           (f"add r1, r1, #{sh.adv_dst}", "")]
     if p.ereg:
         out.append((f"cmp r0, {p.ereg}", ""))
     else:
         out.append((_fetch(stop, p.temps[0], fpu), ""))
         out.append((f"cmp r0, {p.temps[0]}", ""))
-    out.append(("bne .Lloop", ""))
+    out.append((f"bne {label}", ""))
     return out
+
+
+def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
+    """The loop body: (instruction, comment) pairs, the loop branch last. For a "plane" loop:
+    one channel's whole output plane (its steps unrolled), without the channel head."""
+    sh = p.shape
+    if sh.loop != "plane":
+        return _step(p, rq, fpu) + _loop_end(p, fpu, INNER if sh.loop == "block" else END)
+    out = []
+    for r in range(sh.rows):
+        for s in range(sh.steps):
+            part = _step(p, rq, fpu, r * sh.row_q + s * sh.step_q, r * sh.row_dst + s * sh.step_dst)
+            part[0] = (part[0][0], f"output row {r}, step {s}" + (f" ({part[0][1]})" if part[0][1] else ""))
+            out += part
+    return out + _loop_end(p, fpu, END, "%chan")
 
 
 def _add_imm(reg: str, value: int) -> list[tuple[str, str]]:
@@ -352,26 +394,129 @@ def _row_advance(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
 BRANCH_TAKEN = 3
 
 
-def _estimate(body: list[tuple[str, str]]) -> tuple[int, float]:
-    """Instructions and M4 cycles of one iteration (the loop branch taken): the same rules as
-    `dwgen.cycles` for the instructions a tile uses."""
+_MULTI = ("ldm", "stm", "vldm", "vstm", "push", "pop")
+
+
+def _dests(ins: str) -> set[str]:
+    """Core registers an instruction writes (for the address dependency rule)."""
+    op, _, rest = ins.partition(" ")
+    ops = [o.strip() for o in rest.split(",")]
+    if op in ("cmp", "str", "strb", "stm", "push", "vldm", "vstm") or op.startswith("b"):
+        return set()
+    if op == "ldm":
+        return {r.strip("{} ") for r in rest.split("{")[1].split(",")}
+    if op == "vmov" and ops[0].startswith("s"):
+        return set()
+    return {ops[0]}
+
+
+def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset()) -> tuple[int, float]:
+    """Instructions and M4 cycles of an executed sequence: the same rules as `dwgen.cycles` for
+    the instructions a tile uses. The last instruction is the loop branch (taken); other
+    branches are taken when their index is in `taken`."""
     cycles = 0.0
     prev_load = False
-    prev_dest = None
-    for ins, _ in body:
+    prev_dests: set[str] = set()
+    for idx, (ins, _) in enumerate(body):
         op = ins.split()[0]
+        base = ins.split("[")[1].split(",")[0].rstrip("]") if "[" in ins else ins.split()[1].rstrip("!,")
+        dep = base in prev_dests
         if op == "ldr":
-            dest = ins.split()[1].rstrip(",")
-            base = ins.split("[")[1].split(",")[0].rstrip("]")
-            cycles += 1 if prev_load and base != prev_dest else 2
-            prev_load, prev_dest = True, dest
-            continue
-        prev_load = False
-        if op == "bne":
-            cycles += BRANCH_TAKEN
+            cycles += 1 if prev_load and not dep else 2
+            if dep and not prev_load:
+                cycles += 1
+            prev_load = True
+        elif op in _MULTI:
+            nregs = len(ins.split("{")[1].split(","))
+            if "-" in ins.split("{")[1]:
+                lo, hi = ins.split("{")[1].rstrip("}").split("-")
+                nregs = int(hi.strip()[1:]) - int(lo.strip()[1:]) + 1
+            cycles += 1 + nregs + (1 if dep else 0)
+            prev_load = False
+        elif op in ("str", "strb"):
+            cycles += 1 + (1 if dep else 0)
+            prev_load = False
+        elif op.startswith("b"):
+            cycles += BRANCH_TAKEN if (idx == len(body) - 1 or idx in taken) else 1
+            prev_load = False
         else:
             cycles += 1
+            prev_load = False
+        prev_dests = _dests(ins)
     return len(body), cycles
+
+
+def _held_loads(p: TilePlan, base: str, writeback: bool) -> list[tuple[str, str]]:
+    """Load the held weights from `base` (one LDM when registers and words both ascend);
+    with `writeback`, leave `base` at the next channel's weights."""
+    sh = p.shape
+    items = sorted(p.held.items())  # by (ky, i): word ky * nwords + i
+    offs = [4 * (ky * sh.nwords + i) for (ky, i), _ in items]
+    regs = [r for _, r in items]
+    nums = [GPRS.index(r) for r in regs]
+    if (writeback and offs == list(range(0, 4 * len(offs), 4)) and nums == sorted(nums)
+            and base not in regs):
+        out = [(f"ldm {base}!, {{{', '.join(regs)}}}", "the channel's weights")]
+        rest = sh.w_adv - 4 * len(offs)
+    else:
+        out = [(f"ldr {r}, [{base}, #{o}]", "the channel's weights" if k == 0 else "")
+               for k, (r, o) in enumerate(zip(regs, offs))]
+        rest = sh.w_adv if writeback else 0
+    return out + _add_imm(base, rest)
+
+
+def _plane_regs(p: TilePlan) -> tuple[str, str, list[str]]:
+    """"plane" loops: at a channel's head nothing but q, dst and the end register is live: the
+    weight and rq pointers go in the first accumulator and load temporary; without an FPU the
+    rq record is copied to the frame through four more."""
+    wp, rp = p.accs[0], p.temps[0]
+    spare = [r for r in GPRS[2:13] if r not in (wp, rp, p.ereg)]
+    return wp, rp, spare[:4]
+
+
+def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, str]]:
+    """A channel's head: its rq record into the stash, its weights into their registers."""
+    wp, rp, copy = _plane_regs(p)
+    if fpu:
+        out = [(f"vmov {rp}, s{RQPTR}", "channel: its rq record into the stash"),
+               (f"vmov {wp}, s{WPTR}", ""),
+               (f"vldm {rp}!, {{s0-s3}}", ""),
+               (f"vmov s{RQPTR}, {rp}", "")]
+    else:
+        out = [(f"ldr {rp}, [sp, #{4 * RQPTR}]", "channel: its rq record into the frame"),
+               (f"ldr {wp}, [sp, #{4 * WPTR}]", ""),
+               (f"ldm {rp}!, {{{', '.join(copy)}}}", ""),
+               (f"stm sp, {{{', '.join(copy)}}}", ""),
+               (f"str {rp}, [sp, #{4 * RQPTR}]", "")]
+    out += _held_loads(p, wp, writeback=True)
+    out.append((f"vmov s{WPTR}, {wp}" if fpu else f"str {wp}, [sp, #{4 * WPTR}]", ""))
+    return out
+
+
+def _dispatch(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, str]]:
+    """Branch to the body of the channel's right shift (the last body follows: no branch)."""
+    if len(rqs) == 1:
+        return []
+    t = p.temps[1]
+    out = [(_fetch(RSH, t, fpu), "the body of the channel's right shift")]
+    for k, rq in enumerate(rqs[:-1]):
+        out += [(f"cmp {t}, #{rq.rshift}", ""), (f"beq %b{k}", "")]
+    return out
+
+
+def _plane_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool) -> list[tuple[str, str]]:
+    """What one channel executes with body `k`: head, dispatch up to its branch, body."""
+    disp = _dispatch(p, rqs, fpu)
+    if k < len(rqs) - 1:
+        disp = disp[: 3 + 2 * k]
+    return _plane_head(p, rqs, fpu) + disp + _body(p, rqs[k], fpu)
+
+
+def plane_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -> tuple[int, float]:
+    """Instructions and M4 cycles one channel takes through body `k` of a "plane" tile."""
+    unit = _plane_unit(p, rqs, k, fpu)
+    disp = len(_plane_head(p, rqs, fpu)) + (2 + 2 * k if k < len(rqs) - 1 else 0)
+    return _estimate(unit, frozenset({disp}) if k < len(rqs) - 1 else frozenset())
 
 
 def _saved(p: TilePlan, fpu: bool) -> list[str]:
@@ -384,8 +529,34 @@ def _saved(p: TilePlan, fpu: bool) -> list[str]:
     return sorted(regs, key=lambda r: int(r[1:]))
 
 
+def _plane_prologue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    """"plane" loops: the stash holds the end of q (n channels on) and the next channel's
+    weight and rq pointers; each channel's head loads the rest."""
+    sh = p.shape
+    saved = _saved(p, fpu)
+    out = [(f"push {{{', '.join(saved + ['lr'])}}}", "save the callee-saved registers the tile uses")]
+    pushed = 4 * (len(saved) + 1)
+    out.append((f"ldr r12, [sp, #{pushed}]", "n channels (fifth argument)"))
+    if fpu:
+        out += [(f"vmov s{WPTR}, r2", "stash: weight and rq pointers"), (f"vmov s{RQPTR}, r3", "")]
+    else:
+        # frame: [sp] = bias, multiplier, kq, shift (per channel), end, weight and rq pointers
+        out.append(("push {r2, r3}", "frame: weight and rq pointers"))
+    out.append((f"movw r3, #{sh.adv_q}", ""))
+    out.append(("mla r12, r12, r3, r0", "end = q + n * channel band"))
+    if fpu:
+        out.append((f"vmov s{END}, r12", ""))
+    else:
+        out += [("push {r12}", "frame: end"), (f"sub sp, sp, #{4 * END}", "frame: the channel's rq record")]
+    if p.ereg:
+        out.append((f"mov {p.ereg}, r12", "end pointer, held"))
+    return out
+
+
 def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
     sh = p.shape
+    if sh.loop == "plane":
+        return _plane_prologue(p, fpu)
     saved = _saved(p, fpu)
     out = [(f"push {{{', '.join(saved + ['lr'])}}}", "save the callee-saved registers the tile uses")]
     pushed = 4 * (len(saved) + 1)
@@ -449,9 +620,11 @@ def _epilogue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     return out
 
 
-def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool) -> list[str]:
-    """The routine as lines of assembly (for a top-level `__asm__` block)."""
+def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool, rqs: list[Requant] | None = None) -> list[str]:
+    """The routine as lines of assembly (for a top-level `__asm__` block); a "plane" tile holds
+    one body per requantization in `rqs` and dispatches per channel."""
     label = f".L{symbol}_loop"
+    rqs = rqs or [rq]
     lines = [
         f".pushsection .text.{symbol},\"ax\",%progbits",
         ".balign 4",
@@ -467,14 +640,38 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool) -> list[str]:
     def emit(pairs):
         for ins, comment in pairs:
             ins = ins.replace(".Lloop", label)
+            ins = ins.replace("%", f".L{symbol}_")  # the plane tile's labels: %chan, %b<k>, %done
             lines.append(f"    {ins:<36}@ {comment}" if comment else f"    {ins}")
 
+    if p.shape.loop == "plane":
+        return _plane_asm(p, rqs, symbol, fpu, lines, emit)
     emit(_prologue(p, fpu, rq.rshift is not None))
     lines.append(".balign 4")
     lines.append(f"{label}:")
     emit(_body(p, rq, fpu))
     if p.shape.loop == "block":
         emit(_row_advance(p, fpu))
+    emit(_epilogue(p, fpu))
+    lines.append(f".size {symbol}, .-{symbol}")
+    lines.append(".popsection")
+    return lines
+
+
+def _plane_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: list[str], emit) -> list[str]:
+    """A "plane" tile: prologue, channel head and dispatch, then one body per right shift, the
+    body of the last shift first (the dispatch falls into it)."""
+    emit(_prologue(p, fpu, True))
+    lines.append(".balign 4")
+    lines.append(f".L{symbol}_chan:")
+    emit(_plane_head(p, rqs, fpu) + _dispatch(p, rqs, fpu))
+    order = [len(rqs) - 1] + list(range(len(rqs) - 1))
+    for n, k in enumerate(order):
+        if len(rqs) > 1:
+            lines.append(f".L{symbol}_b{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
+        emit(_body(p, rqs[k], fpu))
+        if n != len(order) - 1:
+            emit([("b %done", "")])
+    lines.append(f".L{symbol}_done:")
     emit(_epilogue(p, fpu))
     lines.append(f".size {symbol}, .-{symbol}")
     lines.append(".popsection")
@@ -494,8 +691,12 @@ def register_roles(p: TilePlan) -> list[str]:
     roles.append(f"load temporaries {p.temps[0]}, {p.temps[1]} (then multiplier, result)")
     if p.kreg:
         roles.append(f"kq during the requantization: {p.kreg}")
+    if p.shape.loop == "plane":
+        wp, rp, _ = _plane_regs(p)
+        roles.append(f"at a channel's head: {wp} = its weights, {rp} = its rq record")
     roles.append("stash (S<n>, or word n of the stack frame): 0 bias, 1 multiplier, 2 kq, 3 shift, 4 end of q"
                  + (", 5 end of the row's steps" if p.shape.loop == "block" else "")
+                 + (f", {WPTR} next weights, {RQPTR} next rq record" if p.shape.loop == "plane" else "")
                  + (f", {WEIGHTS0}.. the weights" if p.weights == "stash" else ""))
     return roles
 
@@ -526,6 +727,7 @@ class TileSet:
     bodies: tuple[TileBody, ...]
     roles: tuple[str, ...]
     cost: float  # estimated M4 cycles per output channel (tile + C tails + calls)
+    requants: tuple[Requant, ...] = ()  # every requantization variant (a "plane" tile: all in one body)
 
     @property
     def loop(self) -> str:
@@ -533,12 +735,13 @@ class TileSet:
 
     @property
     def dispatch(self) -> bool:
+        """The C caller picks a body by the channel's right shift (a "plane" tile picks inside)."""
         return len(self.bodies) > 1
 
     @property
     def describe(self) -> str:
         return (f"{self.loop}/w{self.plan.width}/{self.plan.weights}"
-                + (f"/{len(self.bodies)} shifts" if self.dispatch else ""))
+                + (f"/{len(self.requants)} shifts" if len(self.requants) > 1 else ""))
 
 
 def _requants(d: DspPlan) -> list[Requant] | None:
@@ -573,10 +776,29 @@ def _shape(d: DspPlan) -> TileShape | None:
     return None
 
 
+def _plane_shape(d: DspPlan) -> TileShape | None:
+    """A "plane" tile: the whole output plane of a channel per iteration, the channels of a
+    group in one call (tiny planes, where a call per channel would cost as much as its MACs)."""
+    g = d.ql.geometry
+    p = d.program
+    if (d.mode != "block" or p.main is None or p.tails or p.main.out0 != 0 or d.rows < g.out_h
+            or g.depth_multiplier != 1 or g.out_h * g.out_w > MAX_PLANE_OUTPUTS):
+        return None
+    out_col = 1 if g.channels_first else g.out_c
+    out_ch = g.out_h * g.out_w if g.channels_first else 1
+    row_step = d.band_words * g.dilation_h
+    return TileShape(p.main, g.kernel_h, row_step, len(d.row_words), 4 * d.slots * d.band_words, out_ch,
+                     out_col, "plane", steps=p.count, row_q=4 * g.stride_h * d.band_words,
+                     row_dst=g.out_w * out_col, rows=g.out_h, step_q=4 * p.advance,
+                     step_dst=p.main.width * out_col, w_adv=4 * d.words_per_channel)
+
+
 def _cost(d: DspPlan, tp: TilePlan) -> float:
     """Estimated M4 cycles per output channel."""
     g = d.ql.geometry
     p = d.program
+    if tp.shape.loop == "plane":
+        return tp.body_cycles + CALL_CYCLES / d.group
     if tp.shape.loop == "rows":
         calls = -(-g.out_h // d.rows)
         return calls * CALL_CYCLES + g.out_h * tp.body_cycles
@@ -590,11 +812,12 @@ def _cost(d: DspPlan, tp: TilePlan) -> float:
                       + tail_outputs * TAIL_FACTOR * per_output)
 
 
-def make_tiles(d: DspPlan, name: str) -> TileSet | None:
-    """The tile for plan `d` (None: the plan's row program stays C only)."""
+def make_tiles(d: DspPlan, name: str, plane: bool = False) -> TileSet | None:
+    """The tile for plan `d` (None: the plan's row program stays C only); `plane`: the
+    "plane" loop over the channels of a group, when the layer has one."""
     if not d.fast_rq:
         return None
-    shape = _shape(d)
+    shape = _plane_shape(d) if plane else _shape(d)
     rqs = _requants(d)
     if shape is None or rqs is None:
         return None
@@ -602,6 +825,14 @@ def make_tiles(d: DspPlan, name: str) -> TileSet | None:
     tp = plan_tile(shape, rqs[0])
     if tp is None:
         return None
+    if plane:
+        # per channel, through the first body: head, dispatch and plane
+        insns, cycles = plane_unit_cost(tp, rqs, 0)
+        tp = replace(tp, body_insns=insns, body_cycles=cycles)
+        sym = f"{name}_tile"
+        body = TileBody(sym, None, rqs[0], tuple(asm_lines(tp, rqs[0], sym, True, rqs)),
+                        tuple(asm_lines(tp, rqs[0], sym, False, rqs)))
+        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
     bodies = []
     for rq in rqs:
         sym = f"{name}_tile" if len(rqs) == 1 else f"{name}_tile_rsh{rq.rshift}"
@@ -610,7 +841,7 @@ def make_tiles(d: DspPlan, name: str) -> TileSet | None:
                                tuple(asm_lines(body_plan, rq, sym, False))))
         if rq is rqs[0]:
             tp = body_plan
-    return TileSet(tp, tuple(bodies), tuple(register_roles(tp)), _cost(d, tp))
+    return TileSet(tp, tuple(bodies), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
 
 
 #: Estimated M4 cycles to gather one input element per channel (SIMD gather of 4 channels; other
@@ -686,12 +917,13 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
             if key in seen:
                 continue
             seen.add(key)
-            ts = make_tiles(d, name)
-            if ts is None:
-                continue
-            cost = ts.cost + _gather_cost(d)
-            if best is None or cost < best[0]:
-                best = (cost, replace(d, tile=ts))
+            for plane in (False, True):
+                ts = make_tiles(d, name, plane)
+                if ts is None:
+                    continue
+                cost = ts.cost + _gather_cost(d)
+                if best is None or cost < best[0]:
+                    best = (cost, replace(d, tile=ts))
     return base if best is None else best[1]
 
 

@@ -67,6 +67,10 @@ def _class_layers():
         ("row tails", _layer(0.003, kernel=(3, 4), hw=(9, 31), strides=(1, 1))),
         ("rows", _layer(0.003, hw=(6, 6))),
         ("block", _layer(0.003, hw=(12, 12))),
+        ("plane", _layer(0.003, hw=(3, 3), c=8, ws=[0.01])),
+        ("plane stride 2, 3 shifts", _layer(0.003, hw=(6, 6), strides=(2, 2), c=12,
+                                            ws=[0.01, 0.005, 0.0025] * 4)),
+        ("plane NCHW, odd channels", _layer(0.003, fmt="channels_first", hw=(4, 4), c=7)),
         ("block stride", _layer(0.003, kernel=(4, 2), hw=(10, 24), strides=(1, 2))),
         ("held", _layer(0.003, kernel=(2, 2), hw=(4, 2), c=6)),
         ("held 1-wide", _layer(0.003, kernel=(3, 3), hw=(5, 1), padding="same")),
@@ -112,8 +116,9 @@ def _classes(k) -> set:
     p = t.plan
     out = {f"loop {t.loop}", f"weights {p.weights}", "dispatch" if t.dispatch else "single body",
            f"band {d.mode}", f"loop {t.loop} / weights {p.weights}"}
-    for b in t.bodies:
-        rq = b.requant
+    if t.loop == "plane" and len(t.requants) > 1:
+        out.add("plane dispatch")
+    for rq in t.requants:
         out.add("register shift" if rq.rshift is None else ("shift 0" if rq.rshift == 0 else "shift > 0"))
         out.add("sign fix" if rq.sign_fix else "no sign fix")
         if rq.high_clamp is not None:
@@ -147,6 +152,7 @@ REQUIRED = {
     "loop row", "loop rows", "loop block", "weights held", "weights stash", "weights memory",
     "dispatch", "single body", "band ring", "band block",
     *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
+    "loop plane", "loop plane / weights held", "plane dispatch",
     "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
     "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
     "kq register", "kq per output", "C tails",
@@ -335,6 +341,8 @@ def _loop_parts(asm: tuple[str, ...], symbol: str) -> tuple[list[str], list[str]
 def _call_tile(emu, t, symbol, n, rng):
     """Run tile body `symbol` for n units (iterations, or rows of a block loop) on random data."""
     sh = t.plan.shape
+    if sh.loop == "plane":
+        return _call_plane(emu, t, symbol, n, rng)
     unit_q = sh.advance_per_call_unit
     q_bytes = n * unit_q + sh.steps * sh.adv_q + 4 * (sh.kh * sh.row_step + max(sh.step.words) + 2)
     out_unit = sh.row_dst if sh.loop == "block" else sh.adv_dst
@@ -345,6 +353,50 @@ def _call_tile(emu, t, symbol, n, rng):
     w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * sh.kh * sh.nwords, dtype=np.int16).astype("<i2").tobytes())
     rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3], dtype="<i4").tobytes())
     return emu.call(symbol, q, dst, w, rq, n)
+
+
+def _call_plane(emu, t, k, n, rng):
+    """Run a "plane" tile over n channels, each with the right shift of its body `k`."""
+    sh = t.plan.shape
+    q_bytes = n * sh.adv_q + sh.rows * sh.row_q + 4 * (sh.kh * sh.row_step + max(sh.step.words) + 2)
+    d_bytes = n * sh.adv_dst + sh.rows * sh.row_dst + sh.step.width * sh.out_col + 8
+    emu.reset_heap()
+    q = emu.alloc_bytes(rng.integers(-255, 256, q_bytes // 2 + 2, dtype=np.int16).astype("<i2").tobytes())
+    dst = emu.alloc(d_bytes)
+    w = emu.alloc_bytes(rng.integers(-2000, 2000, n * sh.w_adv // 2, dtype=np.int16).astype("<i2").tobytes())
+    shift = t.requants[k].rshift
+    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3 if shift is None else shift] * n, dtype="<i4").tobytes())
+    return emu.call(t.bodies[0].symbol, q, dst, w, rq, n)
+
+
+def test_plane_tiles_per_channel_match_the_plan(sweep, images):
+    """"plane" tiles (one call for the channels of a group, one body per right shift inside):
+    calling for 1 and 3 channels, half the difference is one channel through body k; its
+    instructions are exactly the planner's, its M4 cycles (FPU stash) within one."""
+    from dwgen.dsp_tile import plane_unit_cost
+
+    _, kernels = sweep
+    rng = np.random.default_rng(SEED + 5)
+    seen = 0
+    for target in ("cortex-m4", "cortex-m4-nofpu"):
+        _, emu = images(target)
+        for kern in kernels:
+            t = kern.dsp.tile
+            if t is None or t.loop != "plane":
+                continue
+            assert len(t.bodies) == 1 and not t.dispatch
+            for k in range(len(t.requants)):
+                insns, cycles = plane_unit_cost(t.plan, list(t.requants), k, fpu=target == "cortex-m4")
+                if k == 0 and target == "cortex-m4":
+                    assert insns == t.plan.body_insns and cycles == t.plan.body_cycles
+                one = _call_plane(emu, t, k, 1, rng)
+                three = _call_plane(emu, t, k, 3, rng)
+                assert (three.instructions - one.instructions) / 2 == insns, (target, kern.name, k)
+                if target == "cortex-m4":
+                    got = (three.cycles().m4_cycles - one.cycles().m4_cycles) / 2
+                    assert abs(got - cycles) <= 1, (kern.name, k, got, cycles)
+                seen += 1
+    assert seen >= 8
 
 
 def test_instructions_and_cycles_per_iteration_match_the_plan(sweep, images):
@@ -359,8 +411,8 @@ def test_instructions_and_cycles_per_iteration_match_the_plan(sweep, images):
         _, emu = images(target)
         for k in kernels:
             t = k.dsp.tile
-            if t is None:
-                continue
+            if t is None or t.loop == "plane":
+                continue  # test_plane_tiles_per_channel_match_the_plan
             p = t.plan
             first_body, _ = _loop_parts(t.bodies[0].asm_fpu, t.bodies[0].symbol)
             assert len(first_body) == p.body_insns, (k.name, t.describe)
