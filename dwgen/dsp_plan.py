@@ -447,7 +447,7 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         tile=d.tile,
         tile_tails=d.tile is not None and d.tile.loop == "row" and bool(straight),
         row_tile=d.tile is not None and d.tile.loop == "row",
-        plane=d.tile is not None and d.tile.loop == "plane",
+        plane=d.tile is not None and d.tile.channels,  # one tile call per group of channels
         rq_rows=_int_rows(np.stack([d.bias, np.asarray(d.ql.quant.multipliers, dtype=np.int64).astype(np.int32),
                                     d.kq, d.rshift], axis=1).reshape(-1), 4, 11),
         rshift_rows=_int_rows(d.rshift, 16, 3),

@@ -42,6 +42,8 @@ from .qlayer import QuantizedLayer
 
 #: Registers the tile may use: r0-r12 and lr (sp and pc excluded).
 GPRS = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr")
+#: AAPCS callee-saved core registers.
+CALLEE_SAVED = ("r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11")
 #: Stash slots: S0-S15 (or 16 stack words without an FPU).
 STASH_SLOTS = 16
 #: Stash slots of the per-call constants (END: where q stops; INNER: where the current output
@@ -52,6 +54,11 @@ WEIGHTS0 = INNER + 1
 WPTR, RQPTR = INNER, WEIGHTS0
 #: Largest output plane a "plane" tile unrolls (outputs per channel).
 MAX_PLANE_OUTPUTS = 16
+#: Channel loops around a row loop: the per-call values (after the weights in the stack frame;
+#: S16-S21 with an FPU, saved and restored since they are callee-saved).
+CH_W, CH_RQ, CH_SPAN, CH_END, CH_DQ, CH_DDST = range(6)
+CH_SLOTS = 6
+FPU_CH_BASE = 16
 #: Distinct right shifts that get their own tile body (immediate shifts); beyond: register shift.
 MAX_SHIFT_BODIES = 4
 #: Largest immediate offset of LDR/STRB (imm12) and of ADDW.
@@ -98,7 +105,15 @@ class TileShape:
     rows: int = 1  # "plane": output rows
     step_q: int = 0  # "plane": bytes from one step's band words to the next step's
     step_dst: int = 0  # "plane": bytes from one step's outputs to the next step's
-    w_adv: int = 0  # "plane": bytes of weight words per channel
+    w_adv: int = 0  # "plane", channel loops: bytes of weight words per channel
+    channels: bool = False  # "rows"/"block": a loop over the channels of a group around the row loop
+    ch_q: int = 0  # channel loops: band bytes per channel
+    ch_dst: int = 0  # channel loops: output bytes per channel
+
+    @property
+    def out_unit(self) -> int:
+        """Bytes dst advances per unit of n."""
+        return self.row_dst if self.loop == "block" else self.adv_dst
 
     @property
     def advance_per_call_unit(self) -> int:
@@ -168,6 +183,8 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
         return None
     if shape.advance_per_call_unit > 65535:
         return None
+    if shape.channels and max(shape.ch_q, shape.ch_dst, shape.out_unit, shape.advance_per_call_unit) > 65535:
+        return None
     if shape.loop == "plane":
         last_q = (shape.rows - 1) * shape.row_q + (shape.steps - 1) * shape.step_q
         last_dst = (shape.rows - 1) * shape.row_dst + (shape.steps - 1) * shape.step_dst
@@ -183,11 +200,13 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
     if shape.loop != "plane":  # a plane tile loads each channel's weights once: held only
         if base + len(wregs) <= len(GPRS) and WEIGHTS0 + stash_weights <= STASH_SLOTS:
             candidates.append("stash")
-        if base + 1 + len(wregs) <= len(GPRS):
+        if base + 1 + len(wregs) <= len(GPRS) and not shape.channels:
             candidates.append("memory")
     best = None
     for mode in candidates:
         p = _assign(shape, rq, mode)
+        if shape.channels and p.weights == "stash" and not _copy_regs(p, exclude_held=True):
+            continue
         if best is None or p.body_cycles < best.body_cycles:
             best = p
     return best
@@ -229,7 +248,7 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     kreg = breg or (row_regs[0] if row_regs else None)
     used = set(accs) | set(held.values()) | set(row_regs) | set(temps) | {"r0", "r1"}
     used |= {r for r in (wptr, breg, ereg) if r}
-    callee = tuple(r for r in ("r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11") if r in used)
+    callee = tuple(r for r in CALLEE_SAVED if r in used)
     plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
                     mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
                     frame_words=0, breg=breg, ereg=ereg)
@@ -246,6 +265,8 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     frame = WEIGHTS0 + (shape.kh * shape.nwords if mode == "stash" else 0)
     if shape.loop == "plane":
         frame = RQPTR + 1
+    elif shape.channels:
+        frame += CH_SLOTS
     return TilePlan(**{**plan.__dict__, "body_insns": insns, "body_cycles": cycles, "frame_words": frame,
                        "row_cycles": row_cycles})
 
@@ -347,12 +368,12 @@ def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[
     return out
 
 
-def _body(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
+def _body(p: TilePlan, rq: Requant, fpu: bool, label: str = ".Lloop") -> list[tuple[str, str]]:
     """The loop body: (instruction, comment) pairs, the loop branch last. For a "plane" loop:
     one channel's whole output plane (its steps unrolled), without the channel head."""
     sh = p.shape
     if sh.loop != "plane":
-        return _step(p, rq, fpu) + _loop_end(p, fpu, INNER if sh.loop == "block" else END)
+        return _step(p, rq, fpu) + _loop_end(p, fpu, INNER if sh.loop == "block" else END, label)
     out = []
     for r in range(sh.rows):
         for s in range(sh.steps):
@@ -370,7 +391,7 @@ def _add_imm(reg: str, value: int) -> list[tuple[str, str]]:
     return []
 
 
-def _row_advance(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+def _row_advance(p: TilePlan, fpu: bool, label: str = ".Lloop") -> list[tuple[str, str]]:
     """"block" loops: from the end of an output row's steps to the next row, or out."""
     sh = p.shape
     fq, fd = sh.row_fix
@@ -386,7 +407,7 @@ def _row_advance(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
         out.append((f"vmov s{INNER}, {t}" if fpu else f"str {t}, [sp, #{4 * INNER}]", ""))
     out.append((_fetch(END, t, fpu), ""))
     out.append((f"cmp r0, {t}", ""))
-    out.append(("bne .Lloop", ""))
+    out.append((f"bne {label}", ""))
     return out
 
 
@@ -410,7 +431,8 @@ def _dests(ins: str) -> set[str]:
     return {ops[0]}
 
 
-def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset()) -> tuple[int, float]:
+def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset(),
+              last_taken: bool = True) -> tuple[int, float]:
     """Instructions and M4 cycles of an executed sequence: the same rules as `dwgen.cycles` for
     the instructions a tile uses. The last instruction is the loop branch (taken); other
     branches are taken when their index is in `taken`."""
@@ -437,7 +459,7 @@ def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset()) 
             cycles += 1 + (1 if dep else 0)
             prev_load = False
         elif op.startswith("b"):
-            cycles += BRANCH_TAKEN if (idx == len(body) - 1 or idx in taken) else 1
+            cycles += BRANCH_TAKEN if ((last_taken and idx == len(body) - 1) or idx in taken) else 1
             prev_load = False
         else:
             cycles += 1
@@ -493,14 +515,14 @@ def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, s
     return out
 
 
-def _dispatch(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, str]]:
+def _dispatch(p: TilePlan, rqs: list[Requant], fpu: bool, label: str = "%b") -> list[tuple[str, str]]:
     """Branch to the body of the channel's right shift (the last body follows: no branch)."""
     if len(rqs) == 1:
         return []
     t = p.temps[1]
     out = [(_fetch(RSH, t, fpu), "the body of the channel's right shift")]
     for k, rq in enumerate(rqs[:-1]):
-        out += [(f"cmp {t}, #{rq.rshift}", ""), (f"beq %b{k}", "")]
+        out += [(f"cmp {t}, #{rq.rshift}", ""), (f"beq {label}{k}", "")]
     return out
 
 
@@ -519,11 +541,189 @@ def plane_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -
     return _estimate(unit, frozenset({disp}) if k < len(rqs) - 1 else frozenset())
 
 
+# --- channel loops around a row loop -----------------------------------------------------------
+
+def _ch_slot(p: TilePlan, fpu: bool, k: int) -> int:
+    """Stash slot of channel-loop value `k`: S16.. with an FPU, after the weights without."""
+    if fpu:
+        return FPU_CH_BASE + k
+    stash_w = p.shape.kh * p.shape.nwords if p.weights == "stash" else 0
+    return WEIGHTS0 + stash_w + k
+
+
+def _put(slot: int, reg: str, fpu: bool) -> str:
+    return f"vmov s{slot}, {reg}" if fpu else f"str {reg}, [sp, #{4 * slot}]"
+
+
+def _chan_regs(p: TilePlan) -> tuple[str, str, str]:
+    """At a channel's head only q and dst are live: the weight pointer, the rq pointer and a
+    temporary go in registers the row loop uses later."""
+    return p.accs[0], p.temps[0], p.temps[1]
+
+
+def _copy_regs(p: TilePlan, exclude_held: bool) -> list[str]:
+    """Registers (ascending, at most 4) that copy words into the stack frame at a channel's head."""
+    wp, rp, t = _chan_regs(p)
+    busy = {wp, rp, t} | (set(p.held.values()) if exclude_held else set())
+    return [r for r in GPRS[2:13] if r not in busy][:4]
+
+
+def _chan_prologue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    """Channel loops: the per-call values (weight and rq pointers, q's span over the n row
+    units, the end of the channels, the q and dst steps from one channel's end to the next)."""
+    sh = p.shape
+    saved = _saved(p, fpu)
+    out = [(f"push {{{', '.join(saved + ['lr'])}}}", "save the callee-saved registers the tile uses")]
+    pushed = 4 * (len(saved) + 1)
+    if fpu:
+        out.append((f"vpush {{s{FPU_CH_BASE}-s{FPU_CH_BASE + CH_SLOTS - 1}}}", "callee-saved: the channel loop's values"))
+        pushed += 4 * CH_SLOTS
+    else:
+        out.append((f"sub sp, sp, #{4 * p.frame_words}", "the stash frame"))
+        pushed += 4 * p.frame_words
+    slot = lambda k: _ch_slot(p, fpu, k)  # noqa: E731
+    out += [
+        (_put(slot(CH_W), "r2", fpu), "weight and rq pointers of the first channel"),
+        (_put(slot(CH_RQ), "r3", fpu), ""),
+        (f"ldr r12, [sp, #{pushed}]", "n (fifth argument)"),
+        (f"movw r3, #{sh.advance_per_call_unit}", ""),
+        ("mul r12, r12, r3", "span of q over the n units"),
+        (_put(slot(CH_SPAN), "r12", fpu), ""),
+        (f"movw r2, #{sh.ch_q}", ""),
+        ("sub r3, r2, r12", "q: from a channel's end to the next channel"),
+        (_put(slot(CH_DQ), "r3", fpu), ""),
+        (f"ldr r3, [sp, #{pushed + 4}]", "channels (sixth argument)"),
+        ("mla r3, r3, r2, r0", "end of the channels"),
+        (_put(slot(CH_END), "r3", fpu), ""),
+        (f"ldr r12, [sp, #{pushed}]", ""),
+        (f"movw r3, #{sh.out_unit}", ""),
+        ("mul r12, r12, r3", ""),
+        (f"movw r2, #{sh.ch_dst}", ""),
+        ("sub r3, r2, r12", "dst: from a channel's end to the next channel"),
+        (_put(slot(CH_DDST), "r3", fpu), ""),
+    ]
+    return out
+
+
+def _chan_head(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    """A channel's head: its rq record and weights into the stash and their registers, the
+    ends of its row loop."""
+    sh = p.shape
+    wp, rp, t = _chan_regs(p)
+    slot = lambda k: _ch_slot(p, fpu, k)  # noqa: E731
+    out = [(_fetch(slot(CH_RQ), rp, fpu), "channel: its rq record into the stash"),
+           (_fetch(slot(CH_W), wp, fpu), "")]
+    if fpu:
+        out.append((f"vldm {rp}!, {{s0-s3}}", ""))
+    else:
+        copy = _copy_regs(p, exclude_held=False)
+        out += [(f"ldm {rp}!, {{{', '.join(copy)}}}", ""), (f"stm sp, {{{', '.join(copy)}}}", "")]
+    out.append((_put(slot(CH_RQ), rp, fpu), ""))
+    stash_w = sh.kh * sh.nwords if p.weights == "stash" else 0
+    if p.weights == "held":
+        out += _held_loads(p, wp, writeback=True)
+    else:
+        out += _held_loads(p, wp, writeback=False)
+        if fpu:
+            out.append((f"vldm {wp}!, {{s{WEIGHTS0}-s{WEIGHTS0 + stash_w - 1}}}", "its weights into the stash"))
+        else:
+            copy = _copy_regs(p, exclude_held=True)
+            out.append((f"add {t}, sp, #{4 * WEIGHTS0}", "its weights into the frame"))
+            done = 0
+            while done < stash_w:
+                regs = copy[: min(len(copy), stash_w - done)]
+                out += [(f"ldm {wp}!, {{{', '.join(regs)}}}", ""), (f"stm {t}!, {{{', '.join(regs)}}}", "")]
+                done += len(regs)
+        out += _add_imm(wp, sh.w_adv - 4 * stash_w)
+    out.append((_put(slot(CH_W), wp, fpu), ""))
+    out.append((_fetch(slot(CH_SPAN), t, fpu), "ends of its row loop"))
+    stop = INNER if sh.loop == "block" else END
+    if sh.loop == "block":
+        out.append((f"add {t}, r0, {t}", ""))
+        out.append((_put(END, t, fpu), ""))
+        if p.ereg:
+            out.append((f"add {p.ereg}, r0, #{sh.steps * sh.adv_q}", ""))
+        else:
+            out.append((f"add {t}, r0, #{sh.steps * sh.adv_q}", ""))
+            out.append((_put(INNER, t, fpu), ""))
+    elif p.ereg:
+        out.append((f"add {p.ereg}, r0, {t}", ""))
+    else:
+        out.append((f"add {t}, r0, {t}", ""))
+        out.append((_put(stop, t, fpu), ""))
+    return out
+
+
+def _chan_tail(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
+    t = p.temps[0]
+    slot = lambda k: _ch_slot(p, fpu, k)  # noqa: E731
+    return [(_fetch(slot(CH_DQ), t, fpu), "next channel"),
+            ("add r0, r0, " + t, ""),
+            (_fetch(slot(CH_DDST), t, fpu), ""),
+            ("add r1, r1, " + t, ""),
+            (_fetch(slot(CH_END), t, fpu), ""),
+            (f"cmp r0, {t}", ""),
+            ("bne %chan", "")]
+
+
+def _chan_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool):
+    """What one channel executes through body `k` with n = 1 (one row unit): the sequence and
+    the indices of its taken branches (the channel branch last)."""
+    sh = p.shape
+    seq = _chan_head(p, fpu)
+    disp = _dispatch(p, rqs, fpu, "%loop")
+    taken = set()
+    if k < len(rqs) - 1:
+        disp = disp[: 3 + 2 * k]
+        taken.add(len(seq) + len(disp) - 1)
+    seq = seq + disp
+    body = _body(p, rqs[k], fpu, f"%loop{k}")
+    steps = sh.steps if sh.loop == "block" else 1
+    for i in range(steps):
+        seq = seq + body
+        if i < steps - 1:
+            taken.add(len(seq) - 1)
+    if sh.loop == "block":
+        seq = seq + _row_advance(p, fpu, f"%loop{k}")
+    return seq + _chan_tail(p, fpu), taken
+
+
+def channel_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -> tuple[int, float]:
+    """Instructions and M4 cycles of one channel through body `k` of a channel loop, n = 1."""
+    seq, taken = _chan_unit(p, rqs, k, fpu)
+    return _estimate(seq, frozenset(taken))
+
+
+def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: list[str], emit) -> list[str]:
+    """A row loop inside a channel loop: prologue, channel head and dispatch, one row loop and
+    channel tail per right shift (the last shift's first: the dispatch falls into it)."""
+    emit(_chan_prologue(p, fpu))
+    lines.append(".balign 4")
+    lines.append(f".L{symbol}_chan:")
+    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%loop"))
+    order = [len(rqs) - 1] + list(range(len(rqs) - 1))
+    for n, k in enumerate(order):
+        lines.append(f".L{symbol}_loop{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
+        emit(_body(p, rqs[k], fpu, f"%loop{k}"))
+        if p.shape.loop == "block":
+            emit(_row_advance(p, fpu, f"%loop{k}"))
+        emit(_chan_tail(p, fpu))
+        if n != len(order) - 1:
+            emit([("b %done", "")])
+    lines.append(f".L{symbol}_done:")
+    emit(_epilogue(p, fpu))
+    lines.append(f".size {symbol}, .-{symbol}")
+    lines.append(".popsection")
+    return lines
+
+
 def _saved(p: TilePlan, fpu: bool) -> list[str]:
     """The callee-saved registers a body writes: the plan's, and without an FPU also the
     ones the prologue builds the stack frame in (r4-r9, and r4-r11 for stashed weights)."""
     regs = set(p.callee_saved)
-    if not fpu:
+    if not fpu and p.shape.channels:
+        regs |= {r for r in _copy_regs(p, False) + _copy_regs(p, True) if r in CALLEE_SAVED}
+    elif not fpu:
         stash_w = p.shape.kh * p.shape.nwords if p.weights == "stash" else 0
         regs |= {f"r{i}" for i in range(4, 10)} | {f"r{4 + i}" for i in range(min(8, stash_w))}
     return sorted(regs, key=lambda r: int(r[1:]))
@@ -615,6 +815,8 @@ def _epilogue(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     out = []
     if not fpu:
         out.append((f"add sp, sp, #{4 * p.frame_words}", "drop the frame"))
+    elif p.shape.channels:
+        out.append((f"vpop {{s{FPU_CH_BASE}-s{FPU_CH_BASE + CH_SLOTS - 1}}}", ""))
     saved = ", ".join(_saved(p, fpu) + ["pc"])
     out.append((f"pop {{{saved}}}", ""))
     return out
@@ -645,6 +847,8 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool, rqs: list[Requan
 
     if p.shape.loop == "plane":
         return _plane_asm(p, rqs, symbol, fpu, lines, emit)
+    if p.shape.channels:
+        return _channel_asm(p, rqs, symbol, fpu, lines, emit)
     emit(_prologue(p, fpu, rq.rshift is not None))
     lines.append(".balign 4")
     lines.append(f"{label}:")
@@ -734,13 +938,18 @@ class TileSet:
         return self.plan.shape.loop
 
     @property
+    def channels(self) -> bool:
+        """One call computes every channel of a group (a "plane" tile, or a channel loop)."""
+        return self.loop == "plane" or self.plan.shape.channels
+
+    @property
     def dispatch(self) -> bool:
         """The C caller picks a body by the channel's right shift (a "plane" tile picks inside)."""
         return len(self.bodies) > 1
 
     @property
     def describe(self) -> str:
-        return (f"{self.loop}/w{self.plan.width}/{self.plan.weights}"
+        return (f"{self.loop}{'+channels' if self.plan.shape.channels else ''}/w{self.plan.width}/{self.plan.weights}"
                 + (f"/{len(self.requants)} shifts" if len(self.requants) > 1 else ""))
 
 
@@ -799,6 +1008,12 @@ def _cost(d: DspPlan, tp: TilePlan) -> float:
     p = d.program
     if tp.shape.loop == "plane":
         return tp.body_cycles + CALL_CYCLES / d.group
+    if tp.shape.channels:
+        blocks = -(-g.out_h // d.rows)
+        steps = tp.shape.steps if tp.shape.loop == "block" else 1
+        inner = steps * tp.body_cycles + tp.row_cycles
+        head_tail = channel_unit_cost(tp, [_requants(d)[0]], 0)[1] - inner
+        return blocks * (CALL_CYCLES / d.group + head_tail) + g.out_h * inner
     if tp.shape.loop == "rows":
         calls = -(-g.out_h // d.rows)
         return calls * CALL_CYCLES + g.out_h * tp.body_cycles
@@ -812,12 +1027,24 @@ def _cost(d: DspPlan, tp: TilePlan) -> float:
                       + tail_outputs * TAIL_FACTOR * per_output)
 
 
-def make_tiles(d: DspPlan, name: str, plane: bool = False) -> TileSet | None:
+def _channel_shape(d: DspPlan) -> TileShape | None:
+    """The block's row loop inside a loop over the channels of a group (one call per group and
+    block instead of one per channel)."""
+    g = d.ql.geometry
+    shape = _shape(d)
+    if shape is None or shape.loop not in ("rows", "block") or g.depth_multiplier != 1:
+        return None
+    return replace(shape, channels=True, ch_q=4 * d.slots * d.band_words,
+                   ch_dst=g.out_h * g.out_w if g.channels_first else 1, w_adv=4 * d.words_per_channel)
+
+
+def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = False) -> TileSet | None:
     """The tile for plan `d` (None: the plan's row program stays C only); `plane`: the
-    "plane" loop over the channels of a group, when the layer has one."""
+    "plane" loop over the channels of a group, `channels`: the row loop inside a channel
+    loop, when the layer has one."""
     if not d.fast_rq:
         return None
-    shape = _plane_shape(d) if plane else _shape(d)
+    shape = _plane_shape(d) if plane else _channel_shape(d) if channels else _shape(d)
     rqs = _requants(d)
     if shape is None or rqs is None:
         return None
@@ -825,6 +1052,11 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False) -> TileSet | None:
     tp = plan_tile(shape, rqs[0])
     if tp is None:
         return None
+    if channels:
+        sym = f"{name}_tile"
+        body = TileBody(sym, None, rqs[0], tuple(asm_lines(tp, rqs[0], sym, True, rqs)),
+                        tuple(asm_lines(tp, rqs[0], sym, False, rqs)))
+        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
     if plane:
         # per channel, through the first body: head, dispatch and plane
         insns, cycles = plane_unit_cost(tp, rqs, 0)
@@ -917,8 +1149,8 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
             if key in seen:
                 continue
             seen.add(key)
-            for plane in (False, True):
-                ts = make_tiles(d, name, plane)
+            for plane, channels in ((False, False), (True, False), (False, True)):
+                ts = make_tiles(d, name, plane, channels)
                 if ts is None:
                     continue
                 cost = ts.cost + _gather_cost(d)

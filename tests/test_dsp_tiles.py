@@ -116,8 +116,10 @@ def _classes(k) -> set:
     p = t.plan
     out = {f"loop {t.loop}", f"weights {p.weights}", "dispatch" if t.dispatch else "single body",
            f"band {d.mode}", f"loop {t.loop} / weights {p.weights}"}
-    if t.loop == "plane" and len(t.requants) > 1:
-        out.add("plane dispatch")
+    if t.channels and len(t.requants) > 1:
+        out.add(f"{t.loop} dispatch" if t.loop == "plane" else "channel loop dispatch")
+    if p.shape.channels:
+        out |= {f"channel loop", f"channel loop / {t.loop}", f"channel loop / weights {p.weights}"}
     for rq in t.requants:
         out.add("register shift" if rq.rshift is None else ("shift 0" if rq.rshift == 0 else "shift > 0"))
         out.add("sign fix" if rq.sign_fix else "no sign fix")
@@ -153,6 +155,8 @@ REQUIRED = {
     "dispatch", "single body", "band ring", "band block",
     *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
     "loop plane", "loop plane / weights held", "plane dispatch",
+    "channel loop", "channel loop / rows", "channel loop / block", "channel loop / weights held",
+    "channel loop / weights stash", "channel loop dispatch",
     "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
     "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
     "kq register", "kq per output", "C tails",
@@ -327,9 +331,9 @@ def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
 _INSN = re.compile(r"^\s+([a-z][a-z0-9.]*)\b")
 
 
-def _loop_parts(asm: tuple[str, ...], symbol: str) -> tuple[list[str], list[str]]:
+def _loop_parts(asm: tuple[str, ...], symbol: str, label: str = "loop") -> tuple[list[str], list[str]]:
     """The loop body (label .. first bne) and, for block loops, the row advance (.. next bne)."""
-    start = asm.index(f".L{symbol}_loop:") + 1
+    start = next(i for i, line in enumerate(asm) if line.split("@")[0].strip() == f".L{symbol}_{label}:") + 1
     insns = [line.split("@")[0].strip() for line in asm[start:] if _INSN.match(line)]
     first = next(i for i, ins in enumerate(insns) if ins.startswith("bne "))
     body = insns[: first + 1]
@@ -338,20 +342,25 @@ def _loop_parts(asm: tuple[str, ...], symbol: str) -> tuple[list[str], list[str]
     return body, ([] if second is None else rest[: second + 1])
 
 
-def _call_tile(emu, t, symbol, n, rng):
-    """Run tile body `symbol` for n units (iterations, or rows of a block loop) on random data."""
+def _call_tile(emu, t, symbol, n, rng, shift=3, nch=1):
+    """Run tile body `symbol` for n units (iterations, or rows of a block loop) on random data;
+    a channel loop over `nch` channels, each with right shift `shift`."""
     sh = t.plan.shape
-    if sh.loop == "plane":
-        return _call_plane(emu, t, symbol, n, rng)
     unit_q = sh.advance_per_call_unit
     q_bytes = n * unit_q + sh.steps * sh.adv_q + 4 * (sh.kh * sh.row_step + max(sh.step.words) + 2)
-    out_unit = sh.row_dst if sh.loop == "block" else sh.adv_dst
-    d_bytes = n * out_unit + sh.steps * sh.adv_dst + sh.step.width * sh.out_col + 8
+    d_bytes = n * sh.out_unit + sh.steps * sh.adv_dst + sh.step.width * sh.out_col + 8
+    w_words = sh.kh * sh.nwords
+    if sh.channels:
+        q_bytes += nch * sh.ch_q
+        d_bytes += nch * sh.ch_dst
+        w_words = nch * sh.w_adv // 4
     emu.reset_heap()
     q = emu.alloc_bytes(rng.integers(-255, 256, q_bytes // 2 + 2, dtype=np.int16).astype("<i2").tobytes())
     dst = emu.alloc(d_bytes)
-    w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * sh.kh * sh.nwords, dtype=np.int16).astype("<i2").tobytes())
-    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3], dtype="<i4").tobytes())
+    w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * w_words, dtype=np.int16).astype("<i2").tobytes())
+    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3 if shift is None else shift] * nch, dtype="<i4").tobytes())
+    if sh.channels:
+        return emu.call(symbol, q, dst, w, rq, n, nch)
     return emu.call(symbol, q, dst, w, rq, n)
 
 
@@ -370,10 +379,11 @@ def _call_plane(emu, t, k, n, rng):
 
 
 def test_plane_tiles_per_channel_match_the_plan(sweep, images):
-    """"plane" tiles (one call for the channels of a group, one body per right shift inside):
-    calling for 1 and 3 channels, half the difference is one channel through body k; its
-    instructions are exactly the planner's, its M4 cycles (FPU stash) within one."""
-    from dwgen.dsp_tile import plane_unit_cost
+    """"plane" tiles and channel loops (one call for the channels of a group, one body per
+    right shift inside): calling for 1 and 3 channels (one row unit each), half the difference
+    is one channel through body k; its instructions are exactly the planner's, its M4 cycles
+    (FPU stash) within one."""
+    from dwgen.dsp_tile import channel_unit_cost, plane_unit_cost
 
     _, kernels = sweep
     rng = np.random.default_rng(SEED + 5)
@@ -382,15 +392,21 @@ def test_plane_tiles_per_channel_match_the_plan(sweep, images):
         _, emu = images(target)
         for kern in kernels:
             t = kern.dsp.tile
-            if t is None or t.loop != "plane":
+            if t is None or not t.channels:
                 continue
             assert len(t.bodies) == 1 and not t.dispatch
             for k in range(len(t.requants)):
-                insns, cycles = plane_unit_cost(t.plan, list(t.requants), k, fpu=target == "cortex-m4")
-                if k == 0 and target == "cortex-m4":
+                cost = plane_unit_cost if t.loop == "plane" else channel_unit_cost
+                insns, cycles = cost(t.plan, list(t.requants), k, fpu=target == "cortex-m4")
+                if k == 0 and target == "cortex-m4" and t.loop == "plane":
                     assert insns == t.plan.body_insns and cycles == t.plan.body_cycles
-                one = _call_plane(emu, t, k, 1, rng)
-                three = _call_plane(emu, t, k, 3, rng)
+                if t.loop == "plane":
+                    one = _call_plane(emu, t, k, 1, rng)
+                    three = _call_plane(emu, t, k, 3, rng)
+                else:
+                    shift = t.requants[k].rshift
+                    one = _call_tile(emu, t, t.bodies[0].symbol, 1, rng, shift, nch=1)
+                    three = _call_tile(emu, t, t.bodies[0].symbol, 1, rng, shift, nch=3)
                 assert (three.instructions - one.instructions) / 2 == insns, (target, kern.name, k)
                 if target == "cortex-m4":
                     got = (three.cycles().m4_cycles - one.cycles().m4_cycles) / 2
@@ -414,14 +430,19 @@ def test_instructions_and_cycles_per_iteration_match_the_plan(sweep, images):
             if t is None or t.loop == "plane":
                 continue  # test_plane_tiles_per_channel_match_the_plan
             p = t.plan
-            first_body, _ = _loop_parts(t.bodies[0].asm_fpu, t.bodies[0].symbol)
+            if t.channels:  # one routine, a row loop per right shift
+                variants = [(t.bodies[0], f"loop{i}", rq.rshift) for i, rq in enumerate(t.requants)]
+            else:
+                variants = [(b, "loop", 3) for b in t.bodies]
+            first_body, _ = _loop_parts(t.bodies[0].asm_fpu, t.bodies[0].symbol, variants[0][1])
             assert len(first_body) == p.body_insns, (k.name, t.describe)
-            for b in t.bodies:
-                body, row = _loop_parts(b.asm_fpu if target == "cortex-m4" else b.asm_nofpu, b.symbol)
-                body_fpu, _ = _loop_parts(b.asm_fpu, b.symbol)
+            for b, label, shift in variants:
+                body, row = _loop_parts(b.asm_fpu if target == "cortex-m4" else b.asm_nofpu, b.symbol, label)
+                row = row if t.loop == "block" else []  # a channel loop's tail follows a row loop
+                body_fpu, _ = _loop_parts(b.asm_fpu, b.symbol, label)
                 assert len(body) == len(body_fpu)  # the stash access is one instruction either way
-                one = _call_tile(emu, t, b.symbol, 1, rng)
-                three = _call_tile(emu, t, b.symbol, 3, rng)
+                one = _call_tile(emu, t, b.symbol, 1, rng, shift)
+                three = _call_tile(emu, t, b.symbol, 3, rng, shift)
                 steps = p.shape.steps if t.loop == "block" else 1
                 per_unit = (three.instructions - one.instructions) / 2
                 assert per_unit == steps * len(body) + len(row), (target, k.name, b.symbol, t.describe)
@@ -432,6 +453,6 @@ def test_instructions_and_cycles_per_iteration_match_the_plan(sweep, images):
                 got = (three.cycles().m4_cycles - one.cycles().m4_cycles) / 2
                 if abs(got - want) > 1:
                     cycle_errors.append((k.name, b.symbol, t.describe, got, want))
-                checked.add(t.loop)
-    assert checked == {"row", "rows", "block"}
+                checked.add(t.loop + (" in a channel loop" if t.channels else ""))
+    assert checked == {"row", "rows", "block", "rows in a channel loop", "block in a channel loop"}
     assert not cycle_errors, "\n".join(map(str, cycle_errors))
