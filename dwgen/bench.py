@@ -59,6 +59,7 @@ class BenchResult:
     dwgen: Measured
     baseline: Measured
     cmsis: Measured | None = None
+    data_flow_detail: str = ""  # the DSP plan: band, step, group and tile (dsp_plan.DspPlan.flow)
 
     @property
     def macs(self) -> int:
@@ -74,6 +75,7 @@ class BenchResult:
     def as_dict(self) -> dict:
         d = {
             "layer": self.case.name, "target": self.target, "macs": self.macs, "data_flow": self.data_flow,
+            "data_flow_detail": self.data_flow_detail,
             "dwgen": self.dwgen.as_dict(self.macs), "baseline_reference_loop": self.baseline.as_dict(self.macs),
             "speedup_vs_baseline": round(self.baseline.cycles_m4 / self.dwgen.cycles_m4, 3),
         }
@@ -103,6 +105,28 @@ class BenchReport:
                 ratios.append(r.case.published_cmsis_cpm / r.cpm(r.dwgen))
         return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
 
+    def totals(self, target: str) -> dict:
+        """Sums over the layers measured on `target` (a model's depthwise total): cycles, the
+        speed-up of the total and of the slowest layer against CMSIS-NN (when it was measured for
+        every layer), and flash: the kernels' .text and .rodata against the layers' own weight
+        data (int8 weights and int32 bias, as the model stores them)."""
+        rs = [r for r in self.results if r.target == target]
+        macs = sum(r.macs for r in rs)
+        cycles = sum(r.dwgen.cycles_m4 for r in rs)
+        text = sum(r.dwgen.text_bytes or 0 for r in rs)
+        rodata = sum(r.dwgen.rodata_bytes or 0 for r in rs)
+        weights = sum(r.case.ql.weights.size + (4 * r.case.ql.bias.size if r.case.ql.layer.use_bias else 0)
+                      for r in rs)
+        out = {"layers": len(rs), "macs": macs, "dwgen_cycles_m4": cycles,
+               "dwgen_cycles_per_mac_m4": round(cycles / macs, 3) if macs else None,
+               "text_bytes": text, "rodata_bytes": rodata, "flash_bytes": text + rodata,
+               "weight_bytes": weights, "rodata_per_weight_byte": round(rodata / weights, 3) if weights else None}
+        if rs and all(r.cmsis is not None for r in rs):
+            theirs = sum(r.cmsis.cycles_m4 for r in rs)
+            out.update(cmsis_nn_cycles_m4=theirs, speedup_vs_cmsis_nn=round(theirs / cycles, 3),
+                       slowest_layer_speedup_vs_cmsis_nn=round(min(r.cmsis.cycles_m4 / r.dwgen.cycles_m4 for r in rs), 3))
+        return out
+
     @property
     def exact(self) -> bool:
         return all(r.exact for r in self.results)
@@ -115,6 +139,7 @@ class BenchReport:
             "results": [r.as_dict() for r in self.results],
             "geomean_speedup_vs_baseline": {t: self.geomean_speedup(t, "baseline") for t in targets},
             "geomean_speedup_vs_cmsis_nn": {t: self.geomean_speedup(t) for t in targets},
+            "totals": {t: self.totals(t) for t in targets},
             "bit_exact": self.exact,
         }
 
@@ -188,8 +213,8 @@ def run_bench(
             if cmsis is not None and not case.ql.geometry.channels_first:
                 run = cmsis.run(case.ql, x)
                 theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
-            report.results.append(BenchResult(case, target, k.data_flow,
-                                              mine, base, theirs))
+            report.results.append(BenchResult(case, target, k.data_flow, mine, base, theirs,
+                                              k.dsp.flow if k.dsp is not None else k.data_flow))
             done += 1
     if progress:
         progress(total, total, "")
@@ -205,7 +230,7 @@ def table(report: BenchReport) -> str:
         has_cmsis = any(r.cmsis is not None for r in report.results if r.target == target)
         has_pub = any(r.case.published_cmsis_cpm is not None for r in report.results if r.target == target)
         for r in (r for r in report.results if r.target == target):
-            row = [r.case.name, f"{r.macs:,}", r.data_flow, f"{r.cpm(r.dwgen):.2f}", f"{r.cpm(r.baseline):.2f}",
+            row = [r.case.name, f"{r.macs:,}", _flow_cell(r), f"{r.cpm(r.dwgen):.2f}", f"{r.cpm(r.baseline):.2f}",
                    f"{r.baseline.cycles_m4 / r.dwgen.cycles_m4:.1f}x"]
             if has_cmsis:
                 row += [f"{r.cpm(r.cmsis):.2f}" if r.cmsis else "-",
@@ -232,10 +257,29 @@ def table(report: BenchReport) -> str:
         if gm is not None:
             summary += f", {gm:.2f}x vs CMSIS-NN" + ("" if has_cmsis else " (published figures)")
         lines.append(summary)
+        t = report.totals(target)
+        total = (f"total over {t['layers']} layer(s): {t['dwgen_cycles_m4']:,} cycles "
+                 f"({t['dwgen_cycles_per_mac_m4']:.2f} c/MAC)")
+        if "speedup_vs_cmsis_nn" in t:
+            total += (f", {t['speedup_vs_cmsis_nn']:.2f}x CMSIS-NN's {t['cmsis_nn_cycles_m4']:,} "
+                      f"(slowest layer {t['slowest_layer_speedup_vs_cmsis_nn']:.2f}x)")
+        lines.append(total)
+        lines.append(f"flash: .text {t['text_bytes']:,} B + .rodata {t['rodata_bytes']:,} B; the layers' weights and "
+                     f"bias (int8, int32) are {t['weight_bytes']:,} B, .rodata is {t['rodata_per_weight_byte']:.2f}x that")
         lines.append("")
     lines.append("c/MAC: estimated Cortex-M4 cycles per multiply-accumulate (TRM timing table, see README); "
                  "M7: rough dual-issue estimate. Scratch: 0 bytes for every dwgen kernel.")
     return "\n".join(lines)
+
+
+def _flow_cell(r: BenchResult) -> str:
+    """The table's data flow: the kernel kind, and for DSP kernels the tile's loop, width and
+    weight placement (the full plan is `data_flow_detail` in --json)."""
+    detail = r.data_flow_detail
+    if "/tile:" not in detail:
+        return r.data_flow
+    loop, width, weights = detail.split("/tile:")[1].split("/")[:3]
+    return f"dsp {loop}/{width}/{weights}"
 
 
 def plot(report: BenchReport, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -115,6 +116,13 @@ def test_bench_layer_json_two_targets(capsys):
         assert r["dwgen"]["text_bytes"] > 0 and r["dwgen"]["rodata_bytes"] >= 64 * 9
         assert r["speedup_vs_baseline"] > 2
     assert doc["results"][0]["data_flow"] == "dsp" and doc["results"][1]["data_flow"] == "portable"
+    assert "/tile:" in doc["results"][0]["data_flow_detail"] and doc["results"][1]["data_flow_detail"] == "portable"
+    for t, r in zip(("cortex-m4", "cortex-m3"), doc["results"]):
+        tot = doc["totals"][t]
+        assert (tot["layers"], tot["macs"], tot["dwgen_cycles_m4"]) == (1, 72000, r["dwgen"]["cycles_m4"])
+        assert tot["rodata_bytes"] == r["dwgen"]["rodata_bytes"] and tot["text_bytes"] == r["dwgen"]["text_bytes"]
+        assert tot["weight_bytes"] == 9 * 64 + 4 * 64  # the layer's int8 weights and int32 bias
+        assert "speedup_vs_cmsis_nn" not in tot  # not measured
     assert "arm-none-eabi-gcc" in doc["toolchain"]["cortex-m4"]["compiler_path"] or doc["toolchain"]["cortex-m4"]["compiler"]
     assert "-mcpu=cortex-m4" in doc["toolchain"]["cortex-m4"]["cflags"]
 
@@ -125,6 +133,14 @@ def test_bench_table_and_plot(capsys, tmp_path):
     assert code == 0
     assert out.startswith("target cortex-m4: ")
     assert "geometric-mean speed-up:" in out and "conv_dw_5_relu_1" in out
+    total = re.search(r"^total over (\d+) layer\(s\): ([\d,]+) cycles \(([\d.]+) c/MAC\)$", out, re.M)
+    flash = re.search(r"^flash: \.text ([\d,]+) B \+ \.rodata ([\d,]+) B; the layers' weights and bias "
+                      r"\(int8, int32\) are ([\d,]+) B, \.rodata is ([\d.]+)x that$", out, re.M)
+    assert total and flash, out
+    rows = [line.split() for line in out.splitlines() if re.match(r"^conv_dw\S* ", line)]
+    assert int(total[1]) == len(rows) > 1
+    assert int(flash[2].replace(",", "")) == sum(int(r[-2]) for r in rows)  # the .rodata column
+    assert int(flash[1].replace(",", "")) == sum(int(r[-3]) for r in rows)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -135,6 +151,9 @@ def test_bench_with_a_cmsis_nn_checkout(capsys, fake_cmsis):
     assert r["cmsis_nn"]["bit_exact"] is True
     assert r["cmsis_nn"]["scratch_bytes"] == 64 * 4  # what get_buffer_size asked for
     assert r["speedup_vs_cmsis_nn"] > 1
+    tot = json.loads(out)["totals"]["cortex-m4"]
+    assert tot["cmsis_nn_cycles_m4"] == r["cmsis_nn"]["cycles_m4"]
+    assert tot["speedup_vs_cmsis_nn"] == tot["slowest_layer_speedup_vs_cmsis_nn"] == r["speedup_vs_cmsis_nn"]
 
 
 @pytest.mark.skipif(not os.environ.get("DWGEN_CMSIS_NN_DIR"), reason="set DWGEN_CMSIS_NN_DIR to a CMSIS-NN checkout")

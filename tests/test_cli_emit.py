@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -77,7 +78,17 @@ def test_emit_json_summary(tmp_path, capsys):
     assert summary["input_shape"] == [1, 64, 25, 5] and summary["layout"] == "channels_first"
     assert summary["rounding"] == "single" and summary["scratch_bytes"] == 0
     assert summary["macs"] == 72000
+    assert summary["data_flow"] == summary["data_flow_detail"] == "portable"
     assert "#define KWS_INPUT_C 64" in (out / "kws.h").read_text()
+
+
+def test_emit_json_names_the_dsp_plan(tmp_path, capsys):
+    assert main(["emit", str(EXAMPLE), "-o", str(tmp_path), "--json", "--target", "cortex-m4"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # band / step / group, then the tile's loop, width, weight placement and shift bodies
+    assert summary["data_flow"] == "dsp"
+    assert re.fullmatch(r"(ring|block\d+)/s\d/g\d/tile:(row|rows|block|plane)(\+channels)?/w\d/(held|stash|memory)"
+                        r"(/\d shifts)?", summary["data_flow_detail"]), summary["data_flow_detail"]
 
 
 def test_existing_files_need_force(tmp_path, capsys):
