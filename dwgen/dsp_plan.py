@@ -116,6 +116,7 @@ class DspPlan:
     held: bool  # weights held in locals for the whole row
     reason: str
     tile: object | None = None  # dsp_tile.TileSet: the register-allocated step loop, if any
+    store: object | None = None  # dsp_weights.CompactStore: int8 weights rebuilt per group; None: baked pairs
 
     @property
     def band_bytes(self) -> int:
@@ -451,7 +452,19 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         rq_rows=_int_rows(np.stack([d.bias, np.asarray(d.ql.quant.multipliers, dtype=np.int64).astype(np.int32),
                                     d.kq, d.rshift], axis=1).reshape(-1), 4, 11),
         rshift_rows=_int_rows(d.rshift, 16, 3),
+        store=d.store,
+        **_compact_rows(d),
     )
+
+
+def _compact_rows(d: DspPlan) -> dict:
+    if d.store is None:
+        return {}
+    from .dsp_weights import tables
+
+    t = tables(d)
+    return dict(w8_rows=_int_rows(t["w8"], 16, 4), cbias_rows=_int_rows(t["bias"], 8, 11),
+                cmult_rows=_int_rows(t["mult"], 8, 11), crshift_rows=_int_rows(t["rshift"], 16, 3))
 
 
 __all__ += ["dsp_context"]

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import dsp_weights
 from .dsp_plan import DspPlan, Step, make_dsp_plan
 from .qlayer import QuantizedLayer
 
@@ -1156,7 +1157,10 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
                 cost = ts.cost + _gather_cost(d)
                 if best is None or cost < best[0]:
                     best = (cost, replace(d, tile=ts))
-    return base if best is None else best[1]
+    if best is None:
+        return base
+    cost, d = best
+    return replace(d, store=dsp_weights.choose(d, cost))
 
 
 __all__ = ["MAX_SHIFT_BODIES", "Requant", "TileBody", "TilePlan", "TileSet", "TileShape", "asm_lines",

@@ -67,6 +67,8 @@ def _class_layers():
         ("row tails", _layer(0.003, kernel=(3, 4), hw=(9, 31), strides=(1, 1))),
         ("rows", _layer(0.003, hw=(6, 6))),
         ("block", _layer(0.003, hw=(12, 12))),
+        ("compact weights", _layer(0.003, hw=(14, 14), c=28)),
+        ("compact weights, left shift", _layer(0.00003, hw=(14, 14), c=28, ws=[0.004])),
         ("plane", _layer(0.003, hw=(3, 3), c=8, ws=[0.01])),
         ("plane stride 2, 3 shifts", _layer(0.003, hw=(6, 6), strides=(2, 2), c=12,
                                             ws=[0.01, 0.005, 0.0025] * 4)),
@@ -128,6 +130,9 @@ def _classes(k) -> set:
     q = k.plan.ql
     if q.act_min == q.quant.output_zero_point and q.layer.activation != "none":
         out.add("act_min == output zero point")
+    out.add("compact weights" if d.store is not None else "baked pairs")
+    if d.store is not None and d.store.scale_steps > 1:
+        out.add("compact weights, left shift")
     out.add("bias register" if p.breg else "no bias register")
     out.add("end register" if p.ereg else "end in the stash")
     out.add("kq register" if p.kreg else "kq per output")
@@ -156,7 +161,8 @@ REQUIRED = {
     *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
     "loop plane", "loop plane / weights held", "plane dispatch",
     "channel loop", "channel loop / rows", "channel loop / block", "channel loop / weights held",
-    "channel loop / weights stash", "channel loop dispatch",
+    "channel loop / weights stash", "channel loop dispatch", "compact weights", "compact weights, left shift",
+    "baked pairs",
     "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
     "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
     "kq register", "kq per output", "C tails",
