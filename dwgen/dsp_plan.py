@@ -49,6 +49,8 @@ from .qlayer import QuantizedLayer
 DSP_TARGETS = ("cortex-m4", "cortex-m4-nofpu", "cortex-m7", "cortex-m33", "cortex-m55")
 #: Bytes of stack the band may use (the whole kernel must stay within 1.5 KB).
 BAND_BUDGET = 1232
+#: Pixel pairs the SIMD gather loop handles per iteration (their loads issued back to back).
+GATHER_UNROLL = 4
 INT32_MAX = 2**31 - 1
 #: General registers the compute loop may use (r0-r12 and lr).
 REGISTERS = 14
@@ -446,6 +448,7 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         bias_rows=_int_rows(d.bias, 8, 11),
         kq_rows=_int_rows(d.kq, 8, 11),
         tile=d.tile,
+        gather_unroll=GATHER_UNROLL,
         tile_tails=d.tile is not None and d.tile.loop == "row" and bool(straight),
         row_tile=d.tile is not None and d.tile.loop == "row",
         plane=d.tile is not None and d.tile.channels,  # one tile call per group of channels
