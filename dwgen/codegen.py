@@ -22,6 +22,7 @@ from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 # Kernel names are decided in names.py; check_c_name / sanitize_c_name stay importable from here.
 from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
 from .dsp_plan import DSP_TARGETS, dsp_context
+from .dsp_taps import taps_context, taps_plan
 from .dsp_tile import choose_plan, columns_as_rows
 from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
@@ -274,11 +275,12 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
     # unrolled portable kernel would be over it.
     swapped_c = None
     if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
-        swapped = None if opts.cmsis_nn_api else columns_as_rows(ql)
+        dsp = None if opts.cmsis_nn_api else taps_plan(ql)
+        swapped = None if opts.cmsis_nn_api or dsp is not None else columns_as_rows(ql)
         inner = generate(swapped, opts, described_as=ql) if swapped is not None else None
         if inner is not None and inner.dsp is not None:
             dsp, swapped_c = inner.dsp, inner.c_source
-        else:
+        elif dsp is None:
             dsp = choose_plan(ql, opts.name)
     description = describe(described_as or ql, opts)
     if described_as is not None:
@@ -327,6 +329,8 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
     env = _environment()
     if swapped_c is not None:
         c_src = swapped_c
+    elif dsp is not None and dsp.taps is not None:
+        c_src = env.get_template("kernel_dsp_taps.c.j2").render(**{**ctx, **taps_context(dsp, opts.target)})
     elif dsp is not None:
         c_src = env.get_template("kernel_dsp.c.j2").render(**{**ctx, **dsp_context(dsp, opts.target)})
     else:

@@ -119,6 +119,7 @@ class DspPlan:
     reason: str
     tile: object | None = None  # dsp_tile.TileSet: the register-allocated step loop, if any
     store: object | None = None  # dsp_weights.CompactStore: int8 weights rebuilt per group; None: baked pairs
+    taps: object | None = None  # dsp_taps.TapsFlow: no band, the channels followed (few outputs, long kernels)
 
     @property
     def band_bytes(self) -> int:
@@ -138,6 +139,8 @@ class DspPlan:
 
     @property
     def flow(self) -> str:
+        if self.taps is not None:
+            return f"taps/g4/{len(self.taps.positions)} outputs"
         base = f"{self.mode}{'' if self.mode == 'ring' else self.rows}/s{self.step}/g{self.group}"
         return base if self.tile is None else f"{base}/tile:{self.tile.describe}"
 
