@@ -36,8 +36,8 @@ def class_layer(out_scale, *, kernel=(3, 3), strides=(1, 1), dil=(1, 1), m=1, fm
 
 
 def class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
-    """(label, layer) aimed at one tile class each (the planner decides; the sweep of
-    tests/test_dsp_tiles.py checks the union)."""
+    """(label, layer) aimed at one tile class each. The planner decides which class a layer
+    gets; the tests check the union (alone and within the sweep of tests/test_dsp_tiles.py)."""
     six = [0.004 * 2.0 ** -(i % 6) for i in range(8)]  # six distinct right shifts, all > 0
     return [
         ("row ring", class_layer(0.003, hw=(30, 30))),
@@ -74,6 +74,12 @@ def class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
         ("batch 2", class_layer(0.003, batch=2, hw=(7, 9))),
         ("NCHW", class_layer(0.003, fmt="channels_first", hw=(7, 13))),
         ("NCHW row", class_layer(0.003, fmt="channels_first", hw=(20, 33), c=3)),
+        # Classes the random sweep of tests/test_dsp_tiles.py reached but no layer above: the
+        # firmware images run these layers without the sweep, so each class needs one here.
+        ("row, held weights", class_layer(0.003, kernel=(4, 1), hw=(17, 9), strides=(2, 1))),
+        ("row, weights in memory", class_layer(0.003, kernel=(5, 5), hw=(10, 24))),
+        ("rows, held weights", class_layer(0.003, kernel=(2, 2), hw=(6, 6))),
+        ("relu, high clamp at 127", class_layer(0.003, act="relu", zp=(4, 10))),
     ]
 
 
