@@ -1,5 +1,6 @@
-"""The DSP tile classes (dwgen/dsp_tile.py) and layers aimed at each, in a module of their
-own so that every test that must run them all can share them (tests/test_dsp_tiles.py).
+"""The DSP tile classes (dwgen/dsp_tile.py) and layers aimed at each, for every test that
+must run them all: tests/test_dsp_tiles.py on the emulated cores and tests/test_firmware.py
+in firmware images on QEMU's Cortex-M4 and M7 boards.
 
 A class is one choice the tile generator makes (loop kind, where the weights live, one body
 or a dispatch over right shifts, the requantization variants, ...) or a layer property the
