@@ -1,8 +1,8 @@
 """The register-allocated asm tiles of the DSP kernel (dwgen/dsp_tile.py), on the cores.
 
-* A seeded sweep of random layers plus layers built for every tile class (loop kind, where
-  the weights live, one body or a dispatch over right shifts, register shift, dead sign fix,
-  narrow clamps, strides, dilations, depth multipliers, 1-D, batches, NCHW), generated for
+* A seeded sweep of random layers plus layers built for every tile class (tests/tile_classes.py:
+  loop kind, where the weights live, one body or a dispatch over right shifts, register shift,
+  dead sign fix, narrow clamps, strides, dilations, depth multipliers, 1-D, batches, NCHW), generated for
   cortex-m4 and run on the emulated Cortex-M4 and M7 (FPU stash: S0-S15) and on a Cortex-M4
   without FPU (stack-frame stash), byte for byte against the reference; the host build of the
   same kernels (the C twin of every tile) too. The sweep must contain every class, so a planner
@@ -21,13 +21,12 @@ import re
 import numpy as np
 import pytest
 
-import dwgen
 from dwgen import reference
 from dwgen.codegen import EmitOptions, generate
 from dwgen.hostbuild import build
-from dwgen.layer import DepthwiseLayer
 
 from helpers import emulator_tools, random_qlayer, run_emulated, tool_missing
+from tile_classes import REQUIRED, class_layers, kernel_classes
 
 SEED = 515151
 SWEEP = 60
@@ -41,134 +40,13 @@ STACK_LIMIT = 1536
 
 # --------------------------------------------------------------------------- the layers
 
-def _layer(out_scale, *, kernel=(3, 3), strides=(1, 1), dil=(1, 1), m=1, fmt="channels_last",
-           act="none", hw=(8, 8), c=4, batch=1, zp=(-3, 5), ws=None, padding="same", rank=2, seed=0):
-    rng = np.random.default_rng(seed)
-    layer = DepthwiseLayer(kernel, strides, padding, m, fmt, dil, act, True, rank)
-    h, w = hw
-    if rank == 1:
-        shape = (batch, c, w) if fmt == "channels_first" else (batch, w, c)
-    else:
-        shape = (batch, c, h, w) if fmt == "channels_first" else (batch, h, w, c)
-    oc = c * m
-    ws = list(np.linspace(0.004, 0.02, oc)) if ws is None else ws
-    q = dwgen.Quantization.from_scales(0.02, zp[0], ws, out_scale, zp[1], oc)
-    kh, kw = layer.kernel_size
-    return dwgen.QuantizedLayer.create(layer, shape, q, rng.integers(-127, 128, (kh, kw, c, m)),
-                                       rng.integers(-3000, 3000, oc))
-
-
-def _class_layers():
-    """Layers aimed at one tile class each (the planner decides; the sweep checks the union)."""
-    six = [0.004 * 2.0 ** -(i % 6) for i in range(8)]  # six distinct right shifts, all > 0
-    return [
-        ("row ring", _layer(0.003, hw=(30, 30))),
-        ("row ring dilated", _layer(0.003, kernel=(2, 2), hw=(30, 40), dil=(2, 1))),
-        ("row tails", _layer(0.003, kernel=(3, 4), hw=(9, 31), strides=(1, 1))),
-        ("rows", _layer(0.003, hw=(6, 6))),
-        ("block", _layer(0.003, hw=(12, 12))),
-        ("compact weights", _layer(0.003, hw=(14, 14), c=28)),
-        ("compact weights, left shift", _layer(0.00003, hw=(14, 14), c=28, ws=[0.004])),
-        ("plane", _layer(0.003, hw=(3, 3), c=8, ws=[0.01])),
-        ("plane stride 2, 3 shifts", _layer(0.003, hw=(6, 6), strides=(2, 2), c=12,
-                                            ws=[0.01, 0.005, 0.0025] * 4)),
-        ("plane NCHW, odd channels", _layer(0.003, fmt="channels_first", hw=(4, 4), c=7)),
-        ("block stride", _layer(0.003, kernel=(4, 2), hw=(10, 24), strides=(1, 2))),
-        ("held", _layer(0.003, kernel=(2, 2), hw=(4, 2), c=6)),
-        ("held 1-wide", _layer(0.003, kernel=(3, 3), hw=(5, 1), padding="same")),
-        ("stash", _layer(0.003, kernel=(3, 5), hw=(6, 6))),
-        ("memory", _layer(0.003, kernel=(5, 5), hw=(8, 8))),
-        ("memory 7x7", _layer(0.003, kernel=(7, 7), hw=(9, 3), c=5)),
-        ("register shift", _layer(0.0008, c=8, ws=six)),
-        ("register shift, dead fix", _layer(0.0008, c=8, ws=six, act="relu", zp=(-3, -128))),
-        ("single shift", _layer(0.003, ws=[0.01])),
-        ("shifts 0 and 1", _layer(2.7e-4, ws=[0.01, 0.005, 0.01, 0.005])),
-        ("shift 0 only", _layer(2.7e-4, ws=[0.01] * 4)),
-        ("dead sign fix", _layer(0.003, act="relu", zp=(4, -128))),
-        ("relu6 narrow", _layer(0.03, act="relu6", zp=(4, -128))),
-        ("relu_n1_to_1 narrow", _layer(0.01, act="relu_n1_to_1", zp=(4, 3))),
-        ("stride 2", _layer(0.003, strides=(2, 2), hw=(11, 11))),
-        ("dilation 2", _layer(0.003, dil=(2, 2), hw=(11, 11))),
-        ("depth multiplier 2", _layer(0.003, m=2)),
-        ("depth multiplier 4", _layer(0.003, m=4, c=3)),
-        ("1-D", _layer(0.003, rank=1, kernel=(1, 5), hw=(1, 20))),
-        ("W = 1", _layer(0.003, kernel=(5, 1), hw=(20, 1))),
-        ("batch 2", _layer(0.003, batch=2, hw=(7, 9))),
-        ("NCHW", _layer(0.003, fmt="channels_first", hw=(7, 13))),
-        ("NCHW row", _layer(0.003, fmt="channels_first", hw=(20, 33), c=3)),
-    ]
-
-
 def _sweep_layers():
     rng = np.random.default_rng(SEED)
     out = []
     for i in range(SWEEP):
         ql = random_qlayer(rng, max_hw=24 if i % 3 == 0 else 12)
         out.append((f"random #{i}", ql))
-    return out + _class_layers()
-
-
-def _classes(k) -> set:
-    """Every tile class kernel `k` exercises."""
-    d = k.dsp
-    t = None if d is None else d.tile
-    if t is None:
-        return set()
-    g = k.plan.ql.geometry
-    p = t.plan
-    out = {f"loop {t.loop}", f"weights {p.weights}", "dispatch" if t.dispatch else "single body",
-           f"band {d.mode}", f"loop {t.loop} / weights {p.weights}"}
-    if t.channels and len(t.requants) > 1:
-        out.add(f"{t.loop} dispatch" if t.loop == "plane" else "channel loop dispatch")
-    if p.shape.channels:
-        out |= {f"channel loop", f"channel loop / {t.loop}", f"channel loop / weights {p.weights}"}
-    for rq in t.requants:
-        out.add("register shift" if rq.rshift is None else ("shift 0" if rq.rshift == 0 else "shift > 0"))
-        out.add("sign fix" if rq.sign_fix else "no sign fix")
-        if rq.high_clamp is not None:
-            out.add("high clamp" + (" below 127" if rq.act_max != 127 else ""))
-    q = k.plan.ql
-    if q.act_min == q.quant.output_zero_point and q.layer.activation != "none":
-        out.add("act_min == output zero point")
-    out.add("compact weights" if d.store is not None else "baked pairs")
-    if d.store is not None and d.store.scale_steps > 1:
-        out.add("compact weights, left shift")
-    out.add("bias register" if p.breg else "no bias register")
-    out.add("end register" if p.ereg else "end in the stash")
-    out.add("kq register" if p.kreg else "kq per output")
-    if t.loop == "row" and d.program.tails:
-        out.add("C tails")
-    if g.stride_w == 2 or g.stride_h == 2:
-        out.add("stride 2")
-    if g.dilation_w == 2 or g.dilation_h == 2:
-        out.add("dilation 2")
-    if g.depth_multiplier in (2, 4):
-        out.add(f"depth multiplier {g.depth_multiplier}")
-    if g.rank == 1:
-        out.add("1-D")
-    if g.batch == 2:
-        out.add("batch 2")
-    if g.channels_first:
-        out.add("NCHW")
-    if d.ql is not q:
-        out.add("W = 1 as 1 x H")
-    return out
-
-
-REQUIRED = {
-    "loop row", "loop rows", "loop block", "weights held", "weights stash", "weights memory",
-    "dispatch", "single body", "band ring", "band block",
-    *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
-    "loop plane", "loop plane / weights held", "plane dispatch",
-    "channel loop", "channel loop / rows", "channel loop / block", "channel loop / weights held",
-    "channel loop / weights stash", "channel loop dispatch", "compact weights", "compact weights, left shift",
-    "baked pairs",
-    "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
-    "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
-    "kq register", "kq per output", "C tails",
-    "stride 2", "dilation 2", "depth multiplier 2", "depth multiplier 4", "1-D", "batch 2", "NCHW",
-    "W = 1 as 1 x H",
-}
+    return out + class_layers()
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +61,7 @@ def test_sweep_covers_every_tile_class(sweep):
     assert all(k.dsp is not None for k in kernels)
     tiled = [k for k in kernels if k.dsp.tile is not None]
     assert len(tiled) >= 0.9 * len(kernels)
-    seen = set().union(*(_classes(k) for k in kernels))
+    seen = set().union(*(kernel_classes(k) for k in kernels))
     assert REQUIRED <= seen, sorted(REQUIRED - seen)
 
 
@@ -296,7 +174,7 @@ def _per_class(layers, kernels):
     """One kernel for each class (the first that has it), in sweep order."""
     chosen = {}
     for lk, k in zip(layers, kernels):
-        for c in sorted(_classes(k)):
+        for c in sorted(kernel_classes(k)):
             chosen.setdefault(c, (lk, k))
     out = {}
     for lk, k in chosen.values():
@@ -310,7 +188,7 @@ def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
     compiler = _compiler(cc)
     layers, kernels = sweep
     picked = _per_class(layers, kernels)
-    assert REQUIRED <= set().union(*(_classes(k) for _, k in picked))
+    assert REQUIRED <= set().union(*(kernel_classes(k) for _, k in picked))
     for _, k in picked:
         k.write(tmp_path)
     sources = [tmp_path / f"{k.name}.c" for _, k in picked]

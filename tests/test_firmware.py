@@ -3,7 +3,9 @@
 `dwgen emit --test-vectors` writes the kernels of a set of layers (layer files covering
 strides, depth multipliers, channels_first, dilation, 1-D, extern weights, single
 rounding, the CMSIS-NN entry point, --opt size; plus every depthwise layer of two fixture models)
-into one directory per code path (portable C and the Cortex-M4 DSP kernels). Each
+into one directory per code path (portable C and the Cortex-M4 DSP kernels); the Cortex-M4
+directory also gets the kernels of the layers aimed at each DSP tile class
+(tests/tile_classes.py), so the images run every class of the asm tiles under QEMU. Each
 directory is built into one image per board with firmware/Makefile and with
 firmware/CMakeLists.txt, and each image runs on QEMU's mps2-an386 (Cortex-M4),
 mps2-an500 (Cortex-M7) and mps2-an505 (Cortex-M33). The tests assert the image's own
@@ -29,14 +31,22 @@ import pytest
 import dwgen
 from dwgen import layerfile, testvectors
 from dwgen.cli import main
+from dwgen.codegen import EmitOptions, GeneratedKernel, generate
+from dwgen.names import sanitize_c_name
+from dwgen.outdir import write_files
 
 from helpers import tool_missing
+from tile_classes import REQUIRED, class_layers, kernel_classes
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BOARDS = ("mps2-an386", "mps2-an500", "mps2-an505")
 TARGETS = ("generic", "cortex-m4")
+#: The kernel set that also holds the tile-class layers, and the boards that must run every
+#: class (the M33 board runs them too, as it runs every kernel of the directory).
+TILE_TARGET = "cortex-m4"
+TILE_BOARDS = ("mps2-an386", "mps2-an500")
 QEMU_TIMEOUT = 60
 
 
@@ -97,18 +107,44 @@ def _layer_files(d: Path) -> list[tuple[Path, list[str]]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def tile_kernels() -> list[tuple[GeneratedKernel, dwgen.QuantizedLayer]]:
+    """The TILE_TARGET kernel of every layer of tile_classes.class_layers(), with its layer.
+    Numbered names: "tile_block" and "tile_block_stride" would collide (TILE_BLOCK_STRIDE_H is
+    the include guard of one and a macro of the other)."""
+    out = []
+    for i, (label, ql) in enumerate(class_layers()):
+        name = sanitize_c_name(f"tile{i:02d} {label}")
+        out.append((generate(ql, EmitOptions(name=name, target=TILE_TARGET)), ql))
+    return out
+
+
+def _write_with_vectors(out: Path, kernels: list[tuple[GeneratedKernel, dwgen.QuantizedLayer]]) -> None:
+    """Write kernels and their test vectors into `out` as `dwgen emit --test-vectors` does; the
+    emits that follow list them in dwgen_test_main.c too. Through the API, not as layer files:
+    a layer file holds a Keras layer, and Keras has no relu_n1_to_1 activation."""
+    files = {}
+    for k, _ in kernels:
+        files.update(k.files)
+    files.update(testvectors.vector_files([testvectors.make_vectors(k, ql) for k, ql in kernels]))
+    write_files(out, files)
+
+
 def _emit(argv: list[str]) -> None:
     assert main(argv) == 0, argv
 
 
 @pytest.fixture(scope="module")
-def emitted(tmp_path_factory) -> dict[str, tuple[Path, list[str]]]:
+def emitted(tmp_path_factory, tile_kernels) -> dict[str, tuple[Path, list[str]]]:
     """target -> (directory of dwgen emit output with test vectors, kernel names)."""
     base = tmp_path_factory.mktemp("firmware")
     layers = _layer_files(base)
     result = {}
     for target in TARGETS:
         out = base / target
+        # Portable C kernels have no tiles: the class layers would only add build time there.
+        if target == TILE_TARGET:
+            _write_with_vectors(out, tile_kernels)
         for path, extra in layers:
             _emit(["emit", str(path), "-o", str(out), "--target", target, "--test-vectors", *extra])
         _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(out), "--target", target,
@@ -126,7 +162,7 @@ def test_every_kernel_has_vectors_and_is_in_the_main(emitted):
     out, names = emitted["cortex-m4"]
     kernels = sorted(p.stem for p in out.glob("*.c") if p.name != testvectors.MAIN_FILE)
     assert names == kernels
-    assert len(kernels) == 5 + 4 + 5  # layer files, kws_dscnn, mobilenet_tiny
+    assert len(kernels) == 5 + 4 + 5 + len(class_layers())  # layer files, kws_dscnn, mobilenet_tiny, tiles
     assert {"dw1_relu_1", "dw2_relu_1", "dw3_relu_1", "dw4_relu_1"} <= set(names)
     text = (out / testvectors.MAIN_FILE).read_text()
     for n in names:
@@ -164,13 +200,57 @@ def _make(kernels: Path, board: str, build: Path) -> Path:
     return build / "dwgen_test.elf"
 
 
+@pytest.fixture(scope="module")
+def made(emitted, tmp_path_factory):
+    """(target, board) -> (image, its QEMU run): the firmware/Makefile image of the target's
+    kernels, built and run once for the board test and the tile-class test."""
+    cache: dict[tuple[str, str], tuple[Path, subprocess.CompletedProcess]] = {}
+
+    def get(target: str, board: str) -> tuple[Path, subprocess.CompletedProcess]:
+        _require("arm-none-eabi-gcc", "qemu-system-arm", "make")
+        if (target, board) not in cache:
+            image = _make(emitted[target][0], board, tmp_path_factory.mktemp(f"make-{target}-{board}"))
+            cache[target, board] = image, _qemu(image, board)
+        return cache[target, board]
+
+    return get
+
+
 @pytest.mark.parametrize("target", TARGETS)
-def test_makefile_images_pass_on_every_board(emitted, target, tmp_path):
-    _require("arm-none-eabi-gcc", "qemu-system-arm", "make")
-    kernels, names = emitted[target]
+def test_makefile_images_pass_on_every_board(emitted, made, target):
+    _, names = emitted[target]
     for board in BOARDS:
-        image = _make(kernels, board, tmp_path / board)
-        _assert_all_pass(_qemu(image, board), names, f"make, {target} kernels, {board}")
+        _, run = made(target, board)
+        _assert_all_pass(run, names, f"make, {target} kernels, {board}")
+
+
+def _symbols(image: Path) -> set[str]:
+    from elftools.elf.elffile import ELFFile
+
+    with open(image, "rb") as f:
+        return {s.name for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}
+
+
+def test_images_run_every_tile_class(emitted, made, tile_kernels):
+    """The Cortex-M4 kernels in the images cover every tile class, and the M4 and M7 images
+    run each: the union of the classes of the tile-class kernels must cover REQUIRED; in each
+    image every tile body of every one of them must be linked (the asm, not the C twin:
+    --gc-sections drops a body nothing calls, and the twin defines no such symbol), and each
+    kernel must print PASS."""
+    _, names = emitted[TILE_TARGET]
+    kernels = [k for k, _ in tile_kernels]
+    seen = set().union(*(kernel_classes(k) for k in kernels))
+    assert REQUIRED <= seen, f"tile classes no firmware kernel exercises: {sorted(REQUIRED - seen)}"
+    assert {k.name for k in kernels} <= set(names), "a tile-class kernel has no test vectors in the image"
+    bodies = {k.name: {b.symbol for b in k.dsp.tile.bodies} for k in kernels if k.dsp.tile is not None}
+    for board in TILE_BOARDS:
+        image, run = made(TILE_TARGET, board)
+        symbols = _symbols(image)
+        missing = {n: sorted(b - symbols) for n, b in bodies.items() if not b <= symbols}
+        assert not missing, f"{board}: tile bodies not in the image: {missing}"
+        verdicts = _verdicts(run.stdout)
+        assert {k.name: verdicts.get(k.name) for k in kernels} == {k.name: "PASS" for k in kernels}, \
+            f"{board}:\n{run.stdout}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
