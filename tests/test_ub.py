@@ -320,3 +320,30 @@ def test_model_reader_lists_an_oversized_op_as_unsupported():
     assert m.depthwise == []
     (u,) = m.unsupported
     assert u.reason == _size_message((1, 6, 6, 4), 1, 4, 2, 6, 2, 1, 1, 6, 0, 2**30, 1)
+
+
+# -- the DSP data flows' C (tile twins, compact weight store, taps flow), under the sanitizers ---
+UB_CLASSES = ("plane stride 2, 3 shifts", "plane NCHW, odd channels", "block", "compact weights",
+              "compact weights, left shift", "register shift", "taps: 2x2 outputs, padding, 2 tail channels",
+              "taps: 1-D k9, relu6, batch 2", "taps: register shift, stride 2")
+
+
+def test_dsp_flows_are_exact_under_sanitizers(tmp_path):
+    """The host build of a DSP kernel is the C twin of its asm tile (or the taps flow's C):
+    every buffer it reads and writes (the band, the rebuilt weights, unaligned 4-channel loads)
+    is checked by AddressSanitizer, every shift and conversion by UBSan."""
+    from tile_classes import class_layers
+
+    cc = _cc()
+    layers = dict(class_layers())
+    kinds = set()
+    for i, label in enumerate(UB_CLASSES):
+        ql = layers[label]
+        k = generate(ql, EmitOptions(name=f"ub_flow{i}", target="cortex-m4"))
+        d = k.dsp
+        kinds.add("taps" if d.taps is not None else "compact" if d.store is not None else d.tile.loop)
+        (tmp_path / k.name).mkdir()
+        x = ql.random_input(i)
+        got = np.frombuffer(_run(build_executable(k, tmp_path / k.name, cc=cc, cflags=SANITIZE), x), np.int8)
+        assert np.array_equal(got.reshape(ql.geometry.output_shape), depthwise_conv(ql, x)), label
+    assert kinds >= {"taps", "compact", "plane", "block"}, kinds

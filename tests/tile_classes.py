@@ -81,12 +81,26 @@ def class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
         ("row, weights in memory", class_layer(0.003, kernel=(5, 5), hw=(10, 24))),
         ("rows, held weights", class_layer(0.003, kernel=(2, 2), hw=(6, 6))),
         ("relu, high clamp at 127", class_layer(0.003, act="relu", zp=(4, 10))),
+        # the taps flow (dwgen/dsp_taps.py): long kernels over at most 4 outputs per channel
+        ("taps: 15x1, one output, one shift", class_layer(0.003, kernel=(15, 1), hw=(15, 1), c=12, padding="valid",
+                                                             ws=[0.01])),
+        ("taps: 2x2 outputs, padding, 2 tail channels", class_layer(0.003, hw=(2, 2), c=6)),
+        ("taps: 1-D k9, relu6, batch 2", class_layer(0.03, rank=1, kernel=(1, 9), hw=(1, 10), c=9, act="relu6",
+                                                       zp=(4, -128), padding="valid", batch=2)),
+        ("taps: register shift, stride 2", class_layer(0.0008, hw=(4, 4), strides=(2, 2), padding="valid",
+                                                         c=8, ws=six)),
     ]
 
 
 def kernel_classes(k) -> set[str]:
     """Every tile class the generated kernel `k` exercises (none without a tile)."""
     d = k.dsp
+    if d is not None and d.taps is not None:
+        out = {"taps", f"taps / {'uniform shift' if d.uniform_rshift is not None else 'shift per channel'}"}
+        out |= {"taps / tail channels"} if d.taps.tail else set()
+        out |= {"taps / batch 2"} if k.plan.ql.geometry.batch == 2 else set()
+        out |= {"taps / high clamp"} if d.high_clamp is not None else set()
+        return out
     t = None if d is None else d.tile
     if t is None:
         return set()
@@ -136,6 +150,8 @@ REQUIRED = {
     "dispatch", "single body", "band ring", "band block",
     *(f"loop {lp} / weights {w}" for lp in ("row", "rows", "block") for w in ("held", "stash", "memory")),
     "loop plane", "loop plane / weights held", "plane dispatch",
+    "taps", "taps / uniform shift", "taps / shift per channel", "taps / tail channels", "taps / batch 2",
+    "taps / high clamp",
     "channel loop", "channel loop / rows", "channel loop / block", "channel loop / weights held",
     "channel loop / weights stash", "channel loop dispatch", "compact weights", "compact weights, left shift",
     "baked pairs",
