@@ -276,6 +276,8 @@ def _flow_cell(r: BenchResult) -> str:
     """The table's data flow: the kernel kind, and for DSP kernels the tile's loop, width and
     weight placement (the full plan is `data_flow_detail` in --json)."""
     detail = r.data_flow_detail
+    if detail.startswith("taps/"):
+        return "dsp taps"
     if "/tile:" not in detail:
         return r.data_flow
     loop, width, weights = detail.split("/tile:")[1].split("/")[:3]
