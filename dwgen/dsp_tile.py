@@ -702,13 +702,26 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
     emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%loop"))
+
+    def body(k):
+        out = _body(p, rqs[k], fpu, f"%loop{k}")
+        if p.shape.loop == "block":
+            out += _row_advance(p, fpu, f"%loop{k}")
+        return out + _chan_tail(p, fpu)
+
+    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "loop", body, always_label=True)
+
+
+def _dispatched_bodies(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: list[str], emit,
+                       label: str, body, always_label: bool = False) -> list[str]:
+    """One body per right shift after a channel head's dispatch, the last shift's first (the
+    dispatch falls into it), each but the last placed one ending in a branch out; then the
+    epilogue."""
     order = [len(rqs) - 1] + list(range(len(rqs) - 1))
     for n, k in enumerate(order):
-        lines.append(f".L{symbol}_loop{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
-        emit(_body(p, rqs[k], fpu, f"%loop{k}"))
-        if p.shape.loop == "block":
-            emit(_row_advance(p, fpu, f"%loop{k}"))
-        emit(_chan_tail(p, fpu))
+        if always_label or len(rqs) > 1:
+            lines.append(f".L{symbol}_{label}{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
+        emit(body(k))
         if n != len(order) - 1:
             emit([("b %done", "")])
     lines.append(f".L{symbol}_done:")
@@ -869,18 +882,7 @@ def _plane_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: l
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
     emit(_plane_head(p, rqs, fpu) + _dispatch(p, rqs, fpu))
-    order = [len(rqs) - 1] + list(range(len(rqs) - 1))
-    for n, k in enumerate(order):
-        if len(rqs) > 1:
-            lines.append(f".L{symbol}_b{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
-        emit(_body(p, rqs[k], fpu))
-        if n != len(order) - 1:
-            emit([("b %done", "")])
-    lines.append(f".L{symbol}_done:")
-    emit(_epilogue(p, fpu))
-    lines.append(f".size {symbol}, .-{symbol}")
-    lines.append(".popsection")
-    return lines
+    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "b", lambda k: _body(p, rqs[k], fpu))
 
 
 def register_roles(p: TilePlan) -> list[str]:
