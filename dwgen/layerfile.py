@@ -17,6 +17,8 @@ The .npz holds `weights` (int8, or float to be quantized like the TFLite convert
 and optionally `bias` (int32 with int8 weights, float with float weights). Instead of
 scales, `quantization` may give `multipliers` and `shifts` (one per output channel) with
 optional `output_scale` or `act_min`/`act_max`. `SCHEMA` is the JSON Schema of the file.
+Besides Keras' activations, `config.activation` may be "relu_n1_to_1": TFLite's fused
+RELU_N1_TO_1 has no Keras name, and `dump` writes it for such layers.
 
 A layer file is untrusted input: types are checked strictly (no string for a number, no
 float for an integer, no bool for either), integers have at most 32 digits, nesting is
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DwgenError
-from .layer import from_keras_config
+from .layer import DepthwiseLayer, from_keras_config
 from .npyfile import MAX_ARRAY_BYTES, NpzArchive, human_bytes, open_regular_file
 from .qlayer import QuantizedLayer, kernel_shapes
 from .quant import Quantization
@@ -279,6 +281,19 @@ class LayerDoc:
     name: str  # the Keras layer name, or the file's stem when the config has none
 
 
+#: The fused activation a layer file may name that Keras has no name for (see the module doc).
+TFLITE_ONLY_ACTIVATION = "relu_n1_to_1"
+
+
+def _layer_from_config(config: dict, class_name: str) -> DepthwiseLayer:
+    """The Keras config's layer; "relu_n1_to_1" (written by `dump`) is taken as that activation."""
+    if config.get("activation") != TFLITE_ONLY_ACTIVATION:
+        return from_keras_config(config, class_name=class_name)
+    lay = from_keras_config({**config, "activation": "linear"}, class_name=class_name)
+    return DepthwiseLayer(lay.kernel_size, lay.strides, lay.padding, lay.depth_multiplier, lay.data_format,
+                          lay.dilation_rate, TFLITE_ONLY_ACTIVATION, lay.use_bias, lay.rank)
+
+
 def load(path: str | Path, allow_outside_weights: bool = False) -> QuantizedLayer:
     """Read LAYER.json and its .npz into a QuantizedLayer (every problem is a DwgenError)."""
     return read(path, allow_outside_weights).qlayer
@@ -299,7 +314,7 @@ def read(path: str | Path, allow_outside_weights: bool = False) -> LayerDoc:
     _require_keys(path, "'quantization'", quant, _QUANT_KEYS, ("input_zero_point", "output_zero_point"))
     _check_types(path, doc)
     try:
-        layer = from_keras_config(doc["config"], class_name=doc["class_name"])
+        layer = _layer_from_config(doc["config"], doc["class_name"])
         g = layer.geometry(doc["input_shape"])
     except DwgenError as exc:
         raise _fail(path, str(exc)) from None

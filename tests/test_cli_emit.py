@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dwgen import layerfile, oracle
+from dwgen import QuantizedLayer, layerfile, oracle
 from dwgen.cli import main
 from dwgen.codegen import EmitOptions, generate
 from dwgen.hostbuild import build
@@ -249,3 +249,21 @@ def test_layerfile_round_trip(tmp_path):
     back = layerfile.load(tmp_path / "again.json")
     assert back.layer == ql.layer and back.quant == ql.quant
     assert np.array_equal(back.weights, ql.weights) and np.array_equal(back.bias, ql.bias)
+
+
+def test_layerfile_round_trip_keeps_relu_n1_to_1(tmp_path):
+    """TFLite's fused RELU_N1_TO_1 has no Keras name: the layer file dwgen writes for such a layer
+    loads back as the same layer (it used to write 'relu_n1_to_1' and then refuse it)."""
+    from dwgen.layer import DepthwiseLayer
+
+    ql = layerfile.load(EXAMPLE)
+    lay = ql.layer
+    n1 = DepthwiseLayer(lay.kernel_size, lay.strides, lay.padding, lay.depth_multiplier, lay.data_format,
+                        lay.dilation_rate, "relu_n1_to_1", lay.use_bias, lay.rank)
+    g = ql.geometry
+    clamped = QuantizedLayer.create(n1, g.input_shape, ql.quant, ql.weights.reshape(3, 3, g.in_c, 1), ql.bias)
+    layerfile.dump(clamped, tmp_path / "n1.json")
+    assert json.loads((tmp_path / "n1.json").read_text())["config"]["activation"] == "relu_n1_to_1"
+    back = layerfile.load(tmp_path / "n1.json")
+    assert back.layer == clamped.layer and (back.act_min, back.act_max) == (clamped.act_min, clamped.act_max)
+    assert np.array_equal(back.weights, clamped.weights)
