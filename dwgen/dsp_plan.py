@@ -458,6 +458,11 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         rq_rows=_int_rows(np.stack([d.bias, np.asarray(d.ql.quant.multipliers, dtype=np.int64).astype(np.int32),
                                     d.kq, d.rshift], axis=1).reshape(-1), 4, 11),
         rshift_rows=_int_rows(d.rshift, 16, 3),
+        rq_words=d.tile.plan.shape.w8.record_words if d.tile is not None and d.tile.plan.shape.w8 else 4,
+        rq2_rows=_int_rows(np.stack([d.bias, np.asarray(d.ql.quant.multipliers, dtype=np.int64).astype(np.int32)]
+                                    + ([d.kq] if d.tile is not None and d.tile.plan.shape.w8 is not None
+                                       and d.tile.plan.shape.w8.kq_in_record else []),
+                                    axis=1).reshape(-1), 4, 11),
         store=d.store,
         **_compact_rows(d),
     )

@@ -87,6 +87,38 @@ class Requant:
 
 
 @dataclass(frozen=True)
+class W8Taps:
+    """Where a channel head finds its weights when it reads the int8 weights in TFLite's layout
+    ``[kh][kw][OC]`` (`w` then points at the channel's first tap, one byte per channel on) and
+    how it turns them into the weight words: `row_words` are the (lo kx, hi kx) taps of each
+    word of a kernel row, every value scaled by 2^`scale_steps` (one SADD16 per step)."""
+
+    tap_stride: int  # bytes from one tap to the next (the output channels)
+    kh: int
+    kw: int
+    row_words: tuple[tuple[int | None, int | None], ...]
+    scale_steps: int
+    kq_base: int  # kq = kq_base * 2^n + (2^(n - 1) if n > 0): a constant of each shift's body
+    kq_in_record: bool = False  # a register shift: kq is in the channel's record, not the body
+
+    @property
+    def record_words(self) -> int:
+        """{bias, multiplier}, and kq for a register shift."""
+        return 3 if self.kq_in_record else 2
+
+    def offset(self, ky: int, kx: int) -> int:
+        return self.tap_stride * (ky * self.kw + kx)
+
+    @property
+    def rshift_offset(self) -> int:
+        """The channel's right shift: a byte after the taps, in the same array."""
+        return self.tap_stride * self.kh * self.kw
+
+    def kq(self, n: int) -> int:
+        return self.kq_base * 2**n + (2 ** (n - 1) if n > 0 else 0)
+
+
+@dataclass(frozen=True)
 class TileShape:
     """What a tile computes; `plan_tile` turns it into registers and instructions."""
 
@@ -110,6 +142,10 @@ class TileShape:
     channels: bool = False  # "rows"/"block": a loop over the channels of a group around the row loop
     ch_q: int = 0  # channel loops: band bytes per channel
     ch_dst: int = 0  # channel loops: output bytes per channel
+    w8: W8Taps | None = None  # "plane", channel loops: the head rebuilds the weights from int8 taps
+    #: "plane": the band words that hold only padding, (output row, step, kernel row, word): zero,
+    #: so their loads and MACs are left out
+    padding: frozenset[tuple[int, int, int, int]] = frozenset()
 
     @property
     def out_unit(self) -> int:
@@ -206,6 +242,8 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
     best = None
     for mode in candidates:
         p = _assign(shape, rq, mode)
+        if p is None:
+            continue
         if shape.channels and p.weights == "stash" and not _copy_regs(p, exclude_held=True):
             continue
         if best is None or p.body_cycles < best.body_cycles:
@@ -213,7 +251,7 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
     return best
 
 
-def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
+def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan | None:
     st = shape.step
     wregs = _row_wregs(st)
     pool = [r for r in GPRS if r not in ("r0", "r1")]
@@ -253,6 +291,8 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan:
     plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
                     mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
                     frame_words=0, breg=breg, ereg=ereg)
+    if shape.w8 and not _w8_fits(plan):
+        return None  # no registers for the int8 head
     if shape.loop == "plane":
         insns, cycles = _estimate(_plane_unit(plan, [rq], 0, fpu=True))
     else:
@@ -278,8 +318,10 @@ def _fetch(slot: int, reg: str, fpu: bool) -> str:
     return f"vmov {reg}, s{slot}" if fpu else f"ldr {reg}, [sp, #{4 * slot}]"
 
 
-def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0) -> list[tuple[str, str]]:
-    """One step: `width` outputs from the band at q + `qoff` bytes, stored from dst + `doff`."""
+def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
+          at: tuple[int, int] | None = None) -> list[tuple[str, str]]:
+    """One step: `width` outputs from the band at q + `qoff` bytes, stored from dst + `doff`;
+    `at`: its (output row, step) in a "plane" tile, whose padding words it skips."""
     sh = p.shape
     st = sh.step
     out: list[tuple[str, str]] = []
@@ -308,7 +350,7 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0) -> 
                 ins = f"ldr {regs[i]}, [{p.wptr}, #{4 * (ky * sh.nwords + i)}]"
             out.append((ins, f"kernel row {ky}: weights" if first else ""))
             first = False
-        words = list(st.words)
+        words = [w for w in st.words if at is None or (*at, ky, w) not in sh.padding]
         for k in range(0, len(words), 2):
             pair = words[k:k + 2]
             for j, word in enumerate(pair):
@@ -378,7 +420,7 @@ def _body(p: TilePlan, rq: Requant, fpu: bool, label: str = ".Lloop") -> list[tu
     out = []
     for r in range(sh.rows):
         for s in range(sh.steps):
-            part = _step(p, rq, fpu, r * sh.row_q + s * sh.step_q, r * sh.row_dst + s * sh.step_dst)
+            part = _step(p, rq, fpu, r * sh.row_q + s * sh.step_q, r * sh.row_dst + s * sh.step_dst, (r, s))
             part[0] = (part[0][0], f"output row {r}, step {s}" + (f" ({part[0][1]})" if part[0][1] else ""))
             out += part
     return out + _loop_end(p, fpu, END, "%chan")
@@ -444,7 +486,7 @@ def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset(),
         op = ins.split()[0]
         base = ins.split("[")[1].split(",")[0].rstrip("]") if "[" in ins else ins.split()[1].rstrip("!,")
         dep = base in prev_dests
-        if op == "ldr":
+        if op in ("ldr", "ldrsb"):
             cycles += 1 if prev_load and not dep else 2
             if dep and not prev_load:
                 cycles += 1
@@ -488,6 +530,68 @@ def _held_loads(p: TilePlan, base: str, writeback: bool) -> list[tuple[str, str]
     return out + _add_imm(base, rest)
 
 
+def _w8_temps(p: TilePlan, busy: set[str]) -> list[str]:
+    """Registers free at a channel head for the int8 rebuild: ones the body already uses (so
+    already saved), minus what is live at that point and the held weights it writes."""
+    pool = list(p.accs) + list(p.temps) + list(p.row_regs) + [r for r in (p.breg, p.ereg) if r]
+    taken = busy | set(p.held.values()) | {"r0", "r1"}
+    out = []
+    for r in pool:
+        if r not in taken and r not in out:
+            out.append(r)
+    return out
+
+
+def _w8_busy(p: TilePlan) -> set[str]:
+    """Registers live while a channel head rebuilds the weights: the weight pointer, and a
+    "plane" loop's end register."""
+    return {p.accs[0]} | ({p.ereg} if p.shape.loop == "plane" and p.ereg else set())
+
+
+def _w8_fits(p: TilePlan) -> bool:
+    """Whether the int8 head has a temporary per tap of a kernel row, plus one for a stashed word."""
+    w8 = p.shape.w8
+    stashed = any((ky, i) not in p.held for ky in range(p.shape.kh) for i in _row_wregs(p.shape.step))
+    return len(_w8_temps(p, _w8_busy(p))) >= w8.kw + (1 if stashed else 0)
+
+
+def _w8_loads(p: TilePlan, wp: str, busy: set[str], fpu: bool, slot0: int = WEIGHTS0) -> list[tuple[str, str]]:
+    """A channel's weight words rebuilt from its int8 taps at `wp` (TFLite layout): per kernel row,
+    one LDRSB per tap the row's words use, then per word a PKHBT (both halves) and one SADD16 per
+    scaling step (the single taps' high halves are never read: SMLAxB reads the bottom half only);
+    each word goes to its held register or its stash slot. `wp` ends at the next channel."""
+    sh = p.shape
+    w8 = sh.w8
+    temps = _w8_temps(p, busy)
+    out: list[tuple[str, str]] = []
+    wregs = _row_wregs(sh.step)
+    for ky in range(sh.kh):
+        taps = sorted({kx for i in wregs for kx in w8.row_words[i] if kx is not None})
+        treg = dict(zip(taps, temps))
+        spare = temps[len(taps)]  if len(temps) > len(taps) else None
+        for n, kx in enumerate(taps):
+            out.append((f"ldrsb {treg[kx]}, [{wp}, #{w8.offset(ky, kx)}]",
+                        f"kernel row {ky}: its int8 taps" if n == 0 else ""))
+        for i in wregs:
+            lo, hi = w8.row_words[i]
+            dst = p.held.get((ky, i), spare)
+            if hi is not None:
+                out.append((f"pkhbt {dst}, {treg[lo]}, {treg[hi]}, lsl #16", f"word {i}: (w{lo}, w{hi})"))
+                src = dst
+            else:
+                src = treg[lo]
+            for _ in range(w8.scale_steps):
+                out.append((f"sadd16 {dst}, {src}, {src}", ""))
+                src = dst
+            if (ky, i) not in p.held:
+                out.append((_put(slot0 + ky * sh.nwords + i, dst, fpu), ""))
+    if w8.kq_in_record:  # the register shift: from its byte after the taps into the stash
+        out.append((f"ldrb {temps[0]}, [{wp}, #{w8.rshift_offset}]", "its right shift"))
+        out.append((_put(RSH, temps[0], fpu), ""))
+    out.append((f"add {wp}, {wp}, #1", "the next channel's taps"))
+    return out
+
+
 def _plane_regs(p: TilePlan) -> tuple[str, str, list[str]]:
     """"plane" loops: at a channel's head nothing but q, dst and the end register is live: the
     weight and rq pointers go in the first accumulator and load temporary; without an FPU the
@@ -500,10 +604,12 @@ def _plane_regs(p: TilePlan) -> tuple[str, str, list[str]]:
 def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, str]]:
     """A channel's head: its rq record into the stash, its weights into their registers."""
     wp, rp, copy = _plane_regs(p)
+    nrec = _record_words(p)
+    copy = copy[:nrec]
     if fpu:
         out = [(f"vmov {rp}, s{RQPTR}", "channel: its rq record into the stash"),
                (f"vmov {wp}, s{WPTR}", ""),
-               (f"vldm {rp}!, {{s0-s3}}", ""),
+               (f"vldm {rp}!, {{s0-s{nrec - 1}}}", ""),
                (f"vmov s{RQPTR}, {rp}", "")]
     else:
         out = [(f"ldr {rp}, [sp, #{4 * RQPTR}]", "channel: its rq record into the frame"),
@@ -511,9 +617,30 @@ def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, s
                (f"ldm {rp}!, {{{', '.join(copy)}}}", ""),
                (f"stm sp, {{{', '.join(copy)}}}", ""),
                (f"str {rp}, [sp, #{4 * RQPTR}]", "")]
-    out += _held_loads(p, wp, writeback=True)
+    if p.shape.w8:
+        out += _w8_loads(p, wp, _w8_busy(p), fpu)
+    else:
+        out += _held_loads(p, wp, writeback=True)
     out.append((f"vmov s{WPTR}, {wp}" if fpu else f"str {wp}, [sp, #{4 * WPTR}]", ""))
     return out
+
+
+def _record_words(p: TilePlan) -> int:
+    """Words of a channel's rq record: {bias, multiplier, kq, shift}, or {bias, multiplier}
+    when the weights are int8 taps (the shift is a byte after them, kq a constant per body)."""
+    return p.shape.w8.record_words if p.shape.w8 else 4
+
+
+def _kq_prefix(p: TilePlan, rq: Requant, fpu: bool) -> list[tuple[str, str]]:
+    """int8-tap tiles: a body's kq (a function of its right shift) into the KQ slot."""
+    if not p.shape.w8 or p.shape.w8.kq_in_record:
+        return []
+    t = p.temps[0]
+    kq = p.shape.w8.kq(rq.rshift) & 0xFFFFFFFF
+    out = [(f"movw {t}, #{kq & 0xFFFF}", f"kq of right shift {rq.rshift}")]
+    if kq >> 16:
+        out.append((f"movt {t}, #{kq >> 16}", ""))
+    return out + [(_put(KQ, t, fpu), "")]
 
 
 def _dispatch(p: TilePlan, rqs: list[Requant], fpu: bool, label: str = "%b") -> list[tuple[str, str]]:
@@ -521,7 +648,11 @@ def _dispatch(p: TilePlan, rqs: list[Requant], fpu: bool, label: str = "%b") -> 
     if len(rqs) == 1:
         return []
     t = p.temps[1]
-    out = [(_fetch(RSH, t, fpu), "the body of the channel's right shift")]
+    if p.shape.w8:  # the weight pointer is at the next channel's taps
+        fetch = f"ldrb {t}, [{p.accs[0]}, #{p.shape.w8.rshift_offset - 1}]"
+    else:
+        fetch = _fetch(RSH, t, fpu)
+    out = [(fetch, "the body of the channel's right shift")]
     for k, rq in enumerate(rqs[:-1]):
         out += [(f"cmp {t}, #{rq.rshift}", ""), (f"beq {label}{k}", "")]
     return out
@@ -532,7 +663,7 @@ def _plane_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool) -> list[tupl
     disp = _dispatch(p, rqs, fpu)
     if k < len(rqs) - 1:
         disp = disp[: 3 + 2 * k]
-    return _plane_head(p, rqs, fpu) + disp + _body(p, rqs[k], fpu)
+    return _plane_head(p, rqs, fpu) + disp + _kq_prefix(p, rqs[k], fpu) + _body(p, rqs[k], fpu)
 
 
 def plane_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -> tuple[int, float]:
@@ -614,14 +745,17 @@ def _chan_head(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     slot = lambda k: _ch_slot(p, fpu, k)  # noqa: E731
     out = [(_fetch(slot(CH_RQ), rp, fpu), "channel: its rq record into the stash"),
            (_fetch(slot(CH_W), wp, fpu), "")]
+    nrec = _record_words(p)
     if fpu:
-        out.append((f"vldm {rp}!, {{s0-s3}}", ""))
+        out.append((f"vldm {rp}!, {{s0-s{nrec - 1}}}", ""))
     else:
-        copy = _copy_regs(p, exclude_held=False)
+        copy = _copy_regs(p, exclude_held=False)[:nrec]
         out += [(f"ldm {rp}!, {{{', '.join(copy)}}}", ""), (f"stm sp, {{{', '.join(copy)}}}", "")]
     out.append((_put(slot(CH_RQ), rp, fpu), ""))
     stash_w = sh.kh * sh.nwords if p.weights == "stash" else 0
-    if p.weights == "held":
+    if sh.w8:
+        out += _w8_loads(p, wp, _w8_busy(p), fpu)
+    elif p.weights == "held":
         out += _held_loads(p, wp, writeback=True)
     else:
         out += _held_loads(p, wp, writeback=False)
@@ -677,7 +811,7 @@ def _chan_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool):
     if k < len(rqs) - 1:
         disp = disp[: 3 + 2 * k]
         taken.add(len(seq) + len(disp) - 1)
-    seq = seq + disp
+    seq = seq + disp + _kq_prefix(p, rqs[k], fpu)
     body = _body(p, rqs[k], fpu, f"%loop{k}")
     steps = sh.steps if sh.loop == "block" else 1
     for i in range(steps):
@@ -701,7 +835,7 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
     emit(_chan_prologue(p, fpu))
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
-    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%loop"))
+    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%entry" if p.shape.w8 else "%loop"))
 
     def body(k):
         out = _body(p, rqs[k], fpu, f"%loop{k}")
@@ -709,16 +843,21 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
             out += _row_advance(p, fpu, f"%loop{k}")
         return out + _chan_tail(p, fpu)
 
-    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "loop", body, always_label=True)
+    prefix = (lambda k: _kq_prefix(p, rqs[k], fpu)) if p.shape.w8 else None
+    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "loop", body, always_label=True, prefix=prefix)
 
 
 def _dispatched_bodies(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: list[str], emit,
-                       label: str, body, always_label: bool = False) -> list[str]:
+                       label: str, body, always_label: bool = False, prefix=None) -> list[str]:
     """One body per right shift after a channel head's dispatch, the last shift's first (the
     dispatch falls into it), each but the last placed one ending in a branch out; then the
-    epilogue."""
+    epilogue. `prefix(k)`: code run once on entering body `k` (the dispatch branches to its
+    `entry<k>` label), before the body's own label."""
     order = [len(rqs) - 1] + list(range(len(rqs) - 1))
     for n, k in enumerate(order):
+        if prefix is not None:
+            lines.append(f".L{symbol}_entry{k}:")
+            emit(prefix(k))
         if always_label or len(rqs) > 1:
             lines.append(f".L{symbol}_{label}{k}:" + (f"  @ right shift {rqs[k].rshift}" if rqs[k].rshift is not None else ""))
         emit(body(k))
@@ -882,7 +1021,8 @@ def _plane_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: l
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
     emit(_plane_head(p, rqs, fpu) + _dispatch(p, rqs, fpu))
-    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "b", lambda k: _body(p, rqs[k], fpu))
+    return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "b",
+                              lambda k: _kq_prefix(p, rqs[k], fpu) + _body(p, rqs[k], fpu))
 
 
 def register_roles(p: TilePlan) -> list[str]:
@@ -953,6 +1093,7 @@ class TileSet:
     @property
     def describe(self) -> str:
         return (f"{self.loop}{'+channels' if self.plan.shape.channels else ''}/w{self.plan.width}/{self.plan.weights}"
+                + ("/int8" if self.plan.shape.w8 else "")
                 + (f"/{len(self.requants)} shifts" if len(self.requants) > 1 else ""))
 
 
@@ -999,10 +1140,20 @@ def _plane_shape(d: DspPlan) -> TileShape | None:
     out_col = 1 if g.channels_first else g.out_c
     out_ch = g.out_h * g.out_w if g.channels_first else 1
     row_step = d.band_words * g.dilation_h
+
+    def pad_row(i):  # band row i (the block starts at output row 0)
+        return not 0 <= i - g.pad_top < g.in_h
+
+    def pad_word(w):  # padded columns 2w, 2w + 1
+        return all(not g.pad_left <= col < g.pad_left + g.in_w for col in (2 * w, 2 * w + 1))
+
+    padding = frozenset((r, s, ky, w) for r in range(g.out_h) for s in range(p.count) for ky in range(g.kernel_h)
+                        for w in p.main.words
+                        if pad_row(r * g.stride_h + ky * g.dilation_h) or pad_word(s * p.advance + w))
     return TileShape(p.main, g.kernel_h, row_step, len(d.row_words), 4 * d.slots * d.band_words, out_ch,
                      out_col, "plane", steps=p.count, row_q=4 * g.stride_h * d.band_words,
                      row_dst=g.out_w * out_col, rows=g.out_h, step_q=4 * p.advance,
-                     step_dst=p.main.width * out_col, w_adv=4 * d.words_per_channel)
+                     step_dst=p.main.width * out_col, w_adv=4 * d.words_per_channel, padding=padding)
 
 
 def _cost(d: DspPlan, tp: TilePlan) -> float:
@@ -1041,16 +1192,44 @@ def _channel_shape(d: DspPlan) -> TileShape | None:
                    ch_dst=g.out_h * g.out_w if g.channels_first else 1, w_adv=4 * d.words_per_channel)
 
 
-def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = False) -> TileSet | None:
+def w8_taps(d: DspPlan) -> W8Taps | None:
+    """How a channel head reads plan `d`'s weights as int8 taps (TFLite layout), or None when it
+    cannot: left shifts that differ between channels (the scale is a count of SADD16s), a depth
+    multiplier, a tap beyond an LDRSB immediate."""
+    g = d.ql.geometry
+    shifts = np.asarray(d.ql.quant.shifts, dtype=np.int64)
+    ls = np.maximum(shifts, 0)
+    if not d.fast_rq or g.depth_multiplier != 1 or int(ls.min()) != int(ls.max()):
+        return None
+    if any(lo is None for lo, _ in d.row_words):
+        return None
+    q = d.ql.quant
+    w8 = W8Taps(g.out_c, g.kernel_h, g.kernel_w, d.row_words, 1 + int(ls[0]),
+                q.output_zero_point - (d.ql.act_min + 128))
+    if w8.rshift_offset > MAX_IMM12:
+        return None
+    if [w8.kq(int(n)) for n in d.rshift] != [int(v) for v in d.kq]:
+        raise AssertionError("int8-tap kq differs from the plan's")  # a dwgen bug
+    return w8
+
+
+def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = False,
+               w8: bool = False) -> TileSet | None:
     """The tile for plan `d` (None: the plan's row program stays C only); `plane`: the
     "plane" loop over the channels of a group, `channels`: the row loop inside a channel
-    loop, when the layer has one."""
+    loop, when the layer has one; `w8` (with either): each channel's head reads its weights
+    as int8 taps (`W8Taps`) instead of the baked words."""
     if not d.fast_rq:
         return None
     shape = _plane_shape(d) if plane else _channel_shape(d) if channels else _shape(d)
     rqs = _requants(d)
     if shape is None or rqs is None:
         return None
+    if w8:
+        taps = w8_taps(d)
+        if taps is None or not (plane or channels):
+            return None
+        shape = replace(shape, w8=replace(taps, kq_in_record=rqs[0].rshift is None), w_adv=1)
     # one register assignment for every body (the requantization does not change it)
     tp = plan_tile(shape, rqs[0])
     if tp is None:
@@ -1124,6 +1303,12 @@ def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
     return out
 
 
+#: A channel head reads the int8 weights (`W8Taps`) where that costs at most this share of the
+#: channel's estimated cycles: the baked int16 pairs are 2.7x the int8 bytes of a 3x3 channel,
+#: and this is where they stop paying for themselves (docs/dsp-tiles.md, "Where the weights come from").
+W8_MAX_SHARE = 0.15
+
+
 def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
                 rows: int | None = None, tile: bool = True) -> DspPlan | None:
     """The DSP plan with the cheapest tile over the step widths and band organisations worth
@@ -1162,7 +1347,21 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
     if best is None:
         return base
     cost, d = best
-    return replace(d, store=dsp_weights.choose(d, cost))
+    # int8 weights where they cost little: rebuilt in C per channel group, or read by the tile's
+    # channel head; the cheaper of the two, else the baked pairs
+    compact = dsp_weights.choose(d, cost)
+    options = []
+    if compact is not None:
+        options.append((dsp_weights.rebuild_cycles(d, compact), replace(d, store=compact)))
+    if d.tile.channels:
+        ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True)
+        store = dsp_weights.head_store(d) if ts is not None else None
+        if (store is not None and dsp_weights.head_flash_saved(d, ts.plan.shape.w8.record_words) > 0
+                and ts.cost - d.tile.cost <= W8_MAX_SHARE * cost):
+            options.append((ts.cost - d.tile.cost, replace(d, tile=ts, store=store)))
+    if options:
+        return min(options, key=lambda o: o[0])[1]
+    return d
 
 
 __all__ = ["MAX_SHIFT_BODIES", "Requant", "TileBody", "TilePlan", "TileSet", "TileShape", "asm_lines",

@@ -19,7 +19,7 @@ work; the tiny-plane layers, where it is not, keep the baked pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class CompactStore:
     group_oc: int  # output channels the stack buffers hold (the group's, rounded up to 4)
     kq_base: int  # kq = kq_base * 2^n + (2^(n-1) if n > 0)
     words: tuple[tuple[int, int, int | None, int | None], ...]  # (word index, ky, lo kx, hi kx)
+    #: The tile's channel head reads the int8 taps itself (`dsp_tile.W8Taps`) and the rq records
+    #: stay baked: `NAME_unpack` then rebuilds only the weight words, for the C twin (host).
+    head: bool = False
 
     @property
     def buffer_bytes(self) -> int:
@@ -77,6 +80,29 @@ def compact_store(d: DspPlan) -> CompactStore | None:
     if not np.array_equal(unpacked_table(d, store), d.wtable):
         raise AssertionError("compact weight store does not rebuild the baked pairs")  # a dwgen bug
     return store
+
+
+def head_store(d: DspPlan) -> CompactStore | None:
+    """The store of a plan whose tile reads its int8 weights in the channel head: the int8
+    table in TFLite's layout, the baked rq records; None when the rebuilt words would differ
+    from the baked ones (a dwgen bug) or the C twin's buffer does not fit."""
+    store = compact_store(d)
+    if store is None:
+        return None
+    store = replace(store, head=True)
+    if d.band_bytes + store.group_oc * 4 * len(store.words) > STACK_FOR_BUFFERS:
+        return None
+    return store
+
+
+def head_flash_saved(d: DspPlan, record_words: int) -> int:
+    """Estimated bytes of flash the int8 channel head saves: the baked words and 16-byte records
+    less the int8 taps, the shift byte and the shorter records (`record_words`), less the head's
+    code (about 4 bytes per instruction, one LDRSB per tap and two per word)."""
+    g = d.ql.geometry
+    per_channel = (4 * d.words_per_channel + 16) - (g.kernel_h * g.kernel_w + 1 + 4 * record_words)
+    code = 4 * (g.kernel_h * g.kernel_w + 2 * d.words_per_channel)
+    return g.out_c * per_channel - 3 - code
 
 
 def rebuild_cycles(d: DspPlan, store: CompactStore) -> float:
@@ -117,13 +143,15 @@ def unpacked_table(d: DspPlan, store: CompactStore) -> np.ndarray:
 def tables(d: DspPlan) -> dict:
     """The compact tables as int lists: int8 weights (TFLite layout, 3 bytes of padding), the
     scaled bias, the multipliers and the right shifts."""
-    w8 = d.ql.weights.astype(np.int64).reshape(-1)
+    w8 = [int(v) for v in d.ql.weights.astype(np.int64).reshape(-1)]
+    if d.store is not None and d.store.head:
+        w8 += [int(v) for v in d.rshift]  # the tile's head reads each channel's shift here
     return {
-        "w8": [int(v) for v in w8] + [0, 0, 0],
+        "w8": w8 + [0, 0, 0],
         "bias": [int(v) for v in d.bias],
         "mult": [int(v) for v in np.asarray(d.ql.quant.multipliers, dtype=np.int64)],
         "rshift": [int(v) for v in d.rshift],
     }
 
 
-__all__ = ["CompactStore", "choose", "compact_store", "flash_saved", "rebuild_cycles", "tables", "unpacked_table"]
+__all__ = ["CompactStore", "choose", "compact_store", "flash_saved", "head_flash_saved", "head_store", "rebuild_cycles", "tables", "unpacked_table"]

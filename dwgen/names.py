@@ -241,11 +241,11 @@ _HEADER_MACROS = {
 # collide across kernels just like the header's symbols.
 _SOURCE_MACROS = (
     "ACT_MAX ACT_MIN BAND_W BATCH BLOCK_ROWS CH_WORDS CLAMP_HI CLAMP_LO DEPTH_MULT DILATION_H "
-    "DILATION_W EFF_H GROUP GROUPS INPUT_OFFSET INPUT_ZP IN_BATCH IN_C IN_CH IN_COL IN_H IN_ROW IN_W "
-    "KH KW OC OUTPUT_ZP OUT_BATCH OUT_CH OUT_COL OUT_H OUT_ROW OUT_W PAD_LEFT PAD_TOP SLOTS STRIDE_H "
+    "DILATION_W EFF_H GROUP GROUPS GROUP_OC INPUT_OFFSET INPUT_ZP IN_BATCH IN_C IN_CH IN_COL IN_H IN_ROW IN_W "
+    "KH KW OC OUTPUT_ZP OUT_BATCH OUT_CH OUT_COL OUT_H OUT_ROW OUT_W PAD_LEFT PAD_TOP RSHIFT0 SLOTS STRIDE_H "
     "STRIDE_W TAPS TILE_ASM WORDS_PER_OC".split()
 )
-_SOURCE_OBJECTS = tuple("bias filter kq load_row multiplier out output requantize rq rshift shift ssat_rsh tile weights wpk".split())
+_SOURCE_OBJECTS = tuple("bias filter kq load_row mult multiplier out output requantize rq rsh rshift scale shift ssat_rsh tile unpack w8 weights wpk wq".split())
 # One asm tile body per distinct right shift: SSAT takes an immediate shift of 0..31.
 _TILE_BODIES = tuple(f"tile_rsh{n}" for n in range(32))
 

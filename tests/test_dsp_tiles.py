@@ -226,6 +226,22 @@ def _loop_parts(asm: tuple[str, ...], symbol: str, label: str = "loop") -> tuple
     return body, ([] if second is None else rest[: second + 1])
 
 
+def _weights_and_records(emu, t, nch, w_words, rng, shift):
+    """Random weights for `nch` channels and their rq records with right shift `shift`: baked
+    words and {bias, multiplier, kq, shift} records, or for an int8-tap tile its int8 taps with
+    the shift bytes after them and its shorter records."""
+    w8 = t.plan.shape.w8
+    shift = 3 if shift is None else shift
+    if w8 is None:
+        w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * w_words, dtype=np.int16).astype("<i2").tobytes())
+        rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, shift] * nch, dtype="<i4").tobytes())
+        return w, rq
+    taps = rng.integers(-128, 128, w8.rshift_offset, dtype=np.int8).tobytes()
+    w = emu.alloc_bytes(taps + bytes([shift]) * nch + bytes(4))
+    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77][: w8.record_words] * nch, dtype="<i4").tobytes())
+    return w, rq
+
+
 def _call_tile(emu, t, symbol, n, rng, shift=3, nch=1):
     """Run tile body `symbol` for n units (iterations, or rows of a block loop) on random data;
     a channel loop over `nch` channels, each with right shift `shift`."""
@@ -241,8 +257,7 @@ def _call_tile(emu, t, symbol, n, rng, shift=3, nch=1):
     emu.reset_heap()
     q = emu.alloc_bytes(rng.integers(-255, 256, q_bytes // 2 + 2, dtype=np.int16).astype("<i2").tobytes())
     dst = emu.alloc(d_bytes)
-    w = emu.alloc_bytes(rng.integers(-2000, 2000, 2 * w_words, dtype=np.int16).astype("<i2").tobytes())
-    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3 if shift is None else shift] * nch, dtype="<i4").tobytes())
+    w, rq = _weights_and_records(emu, t, nch, w_words, rng, shift)
     if sh.channels:
         return emu.call(symbol, q, dst, w, rq, n, nch)
     return emu.call(symbol, q, dst, w, rq, n)
@@ -256,9 +271,7 @@ def _call_plane(emu, t, k, n, rng):
     emu.reset_heap()
     q = emu.alloc_bytes(rng.integers(-255, 256, q_bytes // 2 + 2, dtype=np.int16).astype("<i2").tobytes())
     dst = emu.alloc(d_bytes)
-    w = emu.alloc_bytes(rng.integers(-2000, 2000, n * sh.w_adv // 2, dtype=np.int16).astype("<i2").tobytes())
-    shift = t.requants[k].rshift
-    rq = emu.alloc_bytes(np.array([1234, 1 << 30, 77, 3 if shift is None else shift] * n, dtype="<i4").tobytes())
+    w, rq = _weights_and_records(emu, t, n, n * sh.w_adv // 4, rng, t.requants[k].rshift)
     return emu.call(t.bodies[0].symbol, q, dst, w, rq, n)
 
 

@@ -324,7 +324,7 @@ def test_model_reader_lists_an_oversized_op_as_unsupported():
 
 # -- the DSP data flows' C (tile twins, compact weight store, taps flow), under the sanitizers ---
 UB_CLASSES = ("plane stride 2, 3 shifts", "plane NCHW, odd channels", "block", "compact weights",
-              "compact weights, left shift", "register shift", "taps: 2x2 outputs, padding, 2 tail channels",
+              "compact weights, left shift", "int8 taps, left shift", "register shift", "taps: 2x2 outputs, padding, 2 tail channels",
               "taps: 1-D k9, relu6, batch 2", "taps: register shift, stride 2")
 
 
@@ -341,9 +341,14 @@ def test_dsp_flows_are_exact_under_sanitizers(tmp_path):
         ql = layers[label]
         k = generate(ql, EmitOptions(name=f"ub_flow{i}", target="cortex-m4"))
         d = k.dsp
-        kinds.add("taps" if d.taps is not None else "compact" if d.store is not None else d.tile.loop)
+        if d.taps is not None:
+            kinds.add("taps")
+        else:
+            kinds.add(d.tile.loop)
+            if d.store is not None:
+                kinds.add("int8 head" if d.store.head else "compact")
         (tmp_path / k.name).mkdir()
         x = ql.random_input(i)
         got = np.frombuffer(_run(build_executable(k, tmp_path / k.name, cc=cc, cflags=SANITIZE), x), np.int8)
         assert np.array_equal(got.reshape(ql.geometry.output_shape), depthwise_conv(ql, x)), label
-    assert kinds >= {"taps", "compact", "plane", "block"}, kinds
+    assert kinds >= {"taps", "compact", "int8 head", "plane", "block"}, kinds

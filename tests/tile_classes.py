@@ -46,8 +46,9 @@ def class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
         ("row tails", class_layer(0.003, kernel=(3, 4), hw=(9, 31), strides=(1, 1))),
         ("rows", class_layer(0.003, hw=(6, 6))),
         ("block", class_layer(0.003, hw=(12, 12))),
-        ("compact weights", class_layer(0.003, hw=(14, 14), c=28)),
-        ("compact weights, left shift", class_layer(0.00003, hw=(14, 14), c=28, ws=[0.004])),
+        ("compact weights", class_layer(0.003, hw=(30, 30), c=28)),
+        ("compact weights, left shift", class_layer(0.00003, hw=(30, 30), c=28, ws=[0.004])),
+        ("int8 taps, left shift", class_layer(0.00003, hw=(14, 14), c=28, ws=[0.004])),
         ("plane", class_layer(0.003, hw=(3, 3), c=8, ws=[0.01])),
         ("plane stride 2, 3 shifts", class_layer(0.003, hw=(6, 6), strides=(2, 2), c=12,
                                                  ws=[0.01, 0.005, 0.0025] * 4)),
@@ -120,9 +121,19 @@ def kernel_classes(k) -> set[str]:
     q = k.plan.ql
     if q.act_min == q.quant.output_zero_point and q.layer.activation != "none":
         out.add("act_min == output zero point")
-    out.add("compact weights" if d.store is not None else "baked pairs")
-    if d.store is not None and d.store.scale_steps > 1:
-        out.add("compact weights, left shift")
+    if d.store is not None and d.store.head:
+        w8 = p.shape.w8
+        out |= {"int8 taps", f"int8 taps / {'plane' if t.loop == 'plane' else 'channel loop'}",
+                f"int8 taps / weights {p.weights}",
+                "int8 taps / kq in the record" if w8.kq_in_record else "int8 taps / kq per body"}
+        if w8.scale_steps > 1:
+            out.add("int8 taps, left shift")
+    elif d.store is not None:
+        out.add("compact weights")
+        if d.store.scale_steps > 1:
+            out.add("compact weights, left shift")
+    else:
+        out.add("baked pairs")
     out.add("bias register" if p.breg else "no bias register")
     out.add("end register" if p.ereg else "end in the stash")
     out.add("kq register" if p.kreg else "kq per output")
@@ -154,7 +165,8 @@ REQUIRED = {
     "taps / high clamp",
     "channel loop", "channel loop / rows", "channel loop / block", "channel loop / weights held",
     "channel loop / weights stash", "channel loop dispatch", "compact weights", "compact weights, left shift",
-    "baked pairs",
+    "baked pairs", "int8 taps", "int8 taps / plane", "int8 taps / channel loop", "int8 taps / weights held",
+    "int8 taps / weights stash", "int8 taps / kq in the record", "int8 taps / kq per body", "int8 taps, left shift",
     "register shift", "shift 0", "shift > 0", "sign fix", "no sign fix", "high clamp", "high clamp below 127",
     "act_min == output zero point", "bias register", "no bias register", "end register", "end in the stash",
     "kq register", "kq per output", "C tails",
