@@ -28,7 +28,7 @@ from .reference import depthwise_conv
 class BenchCase:
     name: str
     ql: QuantizedLayer
-    published_cmsis_cpm: float | None = None  # CMSIS-NN M4 cycles/MAC from baselines/cmsis-nn.md
+    published_cmsis_cpm: float | None = None  # CMSIS-NN M4 cycles/MAC from docs/benchmark-layers.md
 
 
 @dataclass
@@ -91,6 +91,7 @@ class BenchResult:
 class BenchReport:
     results: list[BenchResult] = field(default_factory=list)
     toolchain: dict = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # target -> why it could not be measured
 
     def geomean_speedup(self, target: str, vs: str = "cmsis") -> float | None:
         ratios = []
@@ -101,7 +102,7 @@ class BenchReport:
                 ratios.append(r.baseline.cycles_m4 / r.dwgen.cycles_m4)
             elif r.cmsis is not None:
                 ratios.append(r.cmsis.cycles_m4 / r.dwgen.cycles_m4)
-            elif r.case.published_cmsis_cpm is not None:
+            elif r.case.published_cmsis_cpm is not None and _published_applies(target):
                 ratios.append(r.case.published_cmsis_cpm / r.cpm(r.dwgen))
         return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
 
@@ -140,6 +141,7 @@ class BenchReport:
             "geomean_speedup_vs_baseline": {t: self.geomean_speedup(t, "baseline") for t in targets},
             "geomean_speedup_vs_cmsis_nn": {t: self.geomean_speedup(t) for t in targets},
             "totals": {t: self.totals(t) for t in targets},
+            "failed_targets": dict(self.failures),
             "bit_exact": self.exact,
         }
 
@@ -181,9 +183,6 @@ def run_bench(
     kernel_opt: str = "speed",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> BenchReport:
-    from .refkernel import generate_reference
-    from .targetrun import TargetBuild
-
     # Kernels and baselines are linked into one image: their symbols must not collide.
     check_distinct([c.name for c in cases])
     ref_names = unique_names([f"{c.name[:MAX_NAME_LENGTH - 4].rstrip('_')}_ref" for c in cases],
@@ -192,33 +191,51 @@ def run_bench(
     total = len(cases) * len(targets)
     done = 0
     for target in targets:
-        kernels = [generate(c.ql, EmitOptions(name=c.name, target=target, opt=kernel_opt)) for c in cases]
-        baselines = [generate_reference(c.ql, n) for c, n in zip(cases, ref_names)]
-        build = TargetBuild([*kernels, *baselines], target, opt, compiler=compiler)
-        report.toolchain[target] = build.toolchain
-        cmsis = None
-        if cmsis_dir is not None:
-            from .cmsisnn import CmsisBuild
-
-            cmsis = CmsisBuild(cmsis_dir, target, opt, compiler=compiler)
-            report.toolchain[target]["cmsis_nn_sources"] = [s.name for s in cmsis.sources]
-        for i, (case, k, b) in enumerate(zip(cases, kernels, baselines)):
-            if progress:
-                progress(done, total, f"{case.name} on {target}")
-            x = case.ql.random_input(1000 + i)
-            want = depthwise_conv(case.ql, x)
-            mine = _measure(build.run(k.name, x), case.ql, want)
-            base = _measure(build.run(b.name, x), case.ql, want)
-            theirs = None
-            if cmsis is not None and not case.ql.geometry.channels_first:
-                run = cmsis.run(case.ql, x)
-                theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
-            report.results.append(BenchResult(case, target, k.data_flow, mine, base, theirs,
-                                              k.dsp.flow if k.dsp is not None else k.data_flow))
-            done += 1
+        # A target that cannot be built or run is reported; the others are still measured.
+        try:
+            results = _bench_target(cases, target, ref_names, opt, compiler, cmsis_dir, kernel_opt,
+                                    report, progress, done, total)
+        except DwgenError as exc:
+            report.failures[target] = str(exc)
+            results = []
+        report.results.extend(results)
+        done += len(cases)
     if progress:
         progress(total, total, "")
     return report
+
+
+def _bench_target(cases, target, ref_names, opt, compiler, cmsis_dir, kernel_opt, report, progress,
+                  done, total) -> list[BenchResult]:
+    from .refkernel import generate_reference
+    from .targetrun import TargetBuild
+
+    kernels = [generate(c.ql, EmitOptions(name=c.name, target=target, opt=kernel_opt)) for c in cases]
+    baselines = [generate_reference(c.ql, n) for c, n in zip(cases, ref_names)]
+    build = TargetBuild([*kernels, *baselines], target, opt, compiler=compiler)
+    toolchain = dict(build.toolchain)
+    cmsis = None
+    if cmsis_dir is not None:
+        from .cmsisnn import CmsisBuild
+
+        cmsis = CmsisBuild(cmsis_dir, target, opt, compiler=compiler)
+        toolchain["cmsis_nn_sources"] = [s.name for s in cmsis.sources]
+    results = []
+    for i, (case, k, b) in enumerate(zip(cases, kernels, baselines)):
+        if progress:
+            progress(done + i, total, f"{case.name} on {target}")
+        x = case.ql.random_input(1000 + i)
+        want = depthwise_conv(case.ql, x)
+        mine = _measure(build.run(k.name, x), case.ql, want)
+        base = _measure(build.run(b.name, x), case.ql, want)
+        theirs = None
+        if cmsis is not None and not case.ql.geometry.channels_first:
+            run = cmsis.run(case.ql, x)
+            theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
+        results.append(BenchResult(case, target, k.data_flow, mine, base, theirs,
+                                   k.dsp.flow if k.dsp is not None else k.data_flow))
+    report.toolchain[target] = toolchain
+    return results
 
 
 def table(report: BenchReport) -> str:
@@ -228,7 +245,8 @@ def table(report: BenchReport) -> str:
     for target in dict.fromkeys(r.target for r in report.results):
         rows = []
         has_cmsis = any(r.cmsis is not None for r in report.results if r.target == target)
-        has_pub = any(r.case.published_cmsis_cpm is not None for r in report.results if r.target == target)
+        has_pub = _published_applies(target) and any(r.case.published_cmsis_cpm is not None
+                                                      for r in report.results if r.target == target)
         for r in (r for r in report.results if r.target == target):
             row = [r.case.name, f"{r.macs:,}", _flow_cell(r), f"{r.cpm(r.dwgen):.2f}", f"{r.cpm(r.baseline):.2f}",
                    f"{r.baseline.cycles_m4 / r.dwgen.cycles_m4:.1f}x"]
@@ -241,15 +259,16 @@ def table(report: BenchReport) -> str:
             row += [f"{r.dwgen.cycles_m7 / r.macs:.2f}", r.dwgen.stack_bytes,
                     r.dwgen.text_bytes, r.dwgen.rodata_bytes, "yes" if r.exact else "NO"]
             rows.append(row)
-        headers = ["layer", "MACs", "data flow", "dwgen c/MAC", "ref loop c/MAC", "vs ref"]
+        headers = ["layer", "MACs", "data flow", "dwgen M4 c/MAC", "ref loop M4 c/MAC", "vs ref"]
         if has_cmsis:
-            headers += ["CMSIS-NN c/MAC", "vs CMSIS-NN"]
+            headers += ["CMSIS-NN M4 c/MAC", "vs CMSIS-NN"]
         elif has_pub:
-            headers += ["CMSIS-NN c/MAC (published)", "vs CMSIS-NN"]
+            headers += ["CMSIS-NN M4 c/MAC (published)", "vs CMSIS-NN"]
         headers += ["dwgen M7 c/MAC", "stack B", ".text B", ".rodata B", "bit-exact"]
         tc = report.toolchain.get(target, {})
         lines.append(f"target {target}: {tc.get('compiler', '?')} {tc.get('compiler_version', '')} -{tc.get('opt', '')} "
                      f"{tc.get('cflags', '')}")
+        lines.extend(_target_notes(target))
         lines.append(fmt(headers, rows, right=tuple(range(1, len(headers)))))
         gm_ref = report.geomean_speedup(target, "baseline")
         gm = report.geomean_speedup(target)
@@ -267,9 +286,34 @@ def table(report: BenchReport) -> str:
         lines.append(f"flash: .text {t['text_bytes']:,} B + .rodata {t['rodata_bytes']:,} B; the layers' weights and "
                      f"bias (int8, int32) are {t['weight_bytes']:,} B, .rodata is {t['rodata_per_weight_byte']:.2f}x that")
         lines.append("")
-    lines.append("c/MAC: estimated Cortex-M4 cycles per multiply-accumulate (TRM timing table, see README); "
+    for target, message in report.failures.items():
+        lines += [f"target {target}: not measured: {message}", ""]
+    lines.append("M4 c/MAC: estimated Cortex-M4 cycles per multiply-accumulate (TRM timing table, see README); "
                  "M7: rough dual-issue estimate. Scratch: 0 bytes for every dwgen kernel.")
     return "\n".join(lines)
+
+
+def _target_notes(target: str) -> list[str]:
+    """What the figures of a target's table are: how it was emulated, and which core's timing
+    the cycle columns use (only the M4 and the M7 have a model)."""
+    from .toolchain import get_target
+
+    t = get_target(target)
+    notes = [f"emulation: {t.note}"] if t.note else []
+    if t.cpu == "cortex-m7":
+        notes.append(f"cycles: the M4 columns apply the Cortex-M4 timing table to this {target} build; "
+                     "the M7 column is the rough dual-issue model")
+    elif t.cpu != "cortex-m4":
+        notes.append(f"cycles: the Cortex-M4 timing table applied to this {target} build (dwgen has no "
+                     f"timing model of the {t.cpu})")
+    return notes
+
+
+def _published_applies(target: str) -> bool:
+    """CMSIS-NN's published cycles per MAC were measured on a Cortex-M4: compare only there."""
+    from .toolchain import get_target
+
+    return get_target(target).cpu == "cortex-m4"
 
 
 def _flow_cell(r: BenchResult) -> str:
@@ -284,14 +328,20 @@ def _flow_cell(r: BenchResult) -> str:
     return f"dsp {loop}/{width}/{weights}"
 
 
-def plot(report: BenchReport, path: Path) -> None:
+def require_matplotlib():
+    """matplotlib's pyplot, or the error that says how to install it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise DwgenError("--plot needs matplotlib: pip install 'dwgen[plot]'") from None
+        raise DwgenError("--plot needs matplotlib: pip install 'dwgen-mcu[plot]' (or pip install matplotlib)") from None
+    return plt
+
+
+def plot(report: BenchReport, path: Path) -> None:
+    plt = require_matplotlib()
     targets = list(dict.fromkeys(r.target for r in report.results))
     fig, axes = plt.subplots(len(targets), 1, figsize=(max(8, 0.6 * len(report.results) / len(targets) + 3),
                                                        4 * len(targets)), squeeze=False)
@@ -302,7 +352,7 @@ def plot(report: BenchReport, path: Path) -> None:
         series = [("dwgen", [r.cpm(r.dwgen) for r in rs]), ("reference loop", [r.cpm(r.baseline) for r in rs])]
         if any(r.cmsis for r in rs):
             series.append(("CMSIS-NN", [r.cpm(r.cmsis) or 0 for r in rs]))
-        elif any(r.case.published_cmsis_cpm for r in rs):
+        elif _published_applies(target) and any(r.case.published_cmsis_cpm for r in rs):
             series.append(("CMSIS-NN (published)", [r.case.published_cmsis_cpm or 0 for r in rs]))
         width = 0.8 / len(series)
         for j, (label, vals) in enumerate(series):

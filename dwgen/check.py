@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .codegen import EmitOptions, generate
-from .errors import DwgenError, OracleUnavailable
+from .errors import DwgenError, OracleUnavailable, show_value
 from .names import check_distinct
 from .tflite_model import DepthwiseOp, Model
 
@@ -86,7 +86,7 @@ def load_inputs(path: str | Path, model: Model) -> list[np.ndarray]:
     from .npyfile import _MAGIC, NpzArchive, load_npy_checked, open_regular_file
 
     label = str(path)
-    wanted = [(tuple(t.shape), t.numpy_dtype) for t in model.inputs]
+    wanted = [(tuple(int(v) for v in t.shape), _accepted_dtypes(t)) for t in model.inputs]
     with open_regular_file(path, label) as f:
         head = f.read(len(_MAGIC))
     if head == _MAGIC:
@@ -95,15 +95,64 @@ def load_inputs(path: str | Path, model: Model) -> list[np.ndarray]:
                 f"{label}: a .npy holds one array but the model has {len(wanted)} inputs: give an .npz "
                 "with one array per input, in order"
             )
-        shape, dtype = wanted[0]
-        return [load_npy_checked(path, shape, dtype, label=label)]
-    with NpzArchive(path, label) as npz:
-        if len(npz.names) != len(wanted):
-            raise DwgenError(
-                f"{label}: the archive holds {len(npz.names)} arrays but the model has {len(wanted)} "
-                "inputs: give one array per input, in order"
-            )
-        return [npz.load(name, shape, dtype) for name, (shape, dtype) in zip(npz.names, wanted)]
+        shape, dtypes = wanted[0]
+        arrays = [_explained(model, 0, lambda: load_npy_checked(path, shape, dtypes, label=label))]
+    else:
+        with NpzArchive(path, label) as npz:
+            if len(npz.names) != len(wanted):
+                raise DwgenError(
+                    f"{label}: the archive holds {len(npz.names)} arrays but the model has {len(wanted)} "
+                    "inputs: give one array per input, in order"
+                )
+            arrays = [_explained(model, i, lambda name=name, shape=shape, dtypes=dtypes: npz.load(name, shape, dtypes))
+                      for i, (name, (shape, dtypes)) in enumerate(zip(npz.names, wanted))]
+    return [_quantized(t, x) for t, x in zip(model.inputs, arrays)]
+
+
+#: Float arrays given for a quantized input are quantized with its scale and zero point.
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_ok(t) -> bool:
+    return (t.numpy_dtype is not None and t.numpy_dtype.kind in "iu" and t.per_tensor_scale is not None
+            and len(t.zero_point) == 1)
+
+
+def _accepted_dtypes(t) -> list[np.dtype] | None:
+    if t.numpy_dtype is None:
+        return None  # TFLite itself says what it wants (model_tensors)
+    return [np.dtype(t.numpy_dtype), *(FLOAT_DTYPES if _float_ok(t) else ())]
+
+
+def _explained(model: Model, i: int, load):
+    """`load()`, with a dtype refusal saying what the model's input is in plain numbers."""
+    try:
+        return load()
+    except DwgenError as exc:
+        if ": the array has dtype " not in str(exc) and " has dtype " not in str(exc):
+            raise
+        t = model.inputs[i]
+        what = f"model input {i} is {t.numpy_dtype} {'x'.join(str(int(v)) for v in t.shape)}"
+        if _float_ok(t):
+            what += (f"; float values are quantized with its scale {str(np.float32(t.per_tensor_scale))} and zero "
+                     f"point {int(t.zero_point[0])}")
+        raise DwgenError(f"{exc} ({what})") from None
+
+
+def _quantized(t, x: np.ndarray) -> np.ndarray:
+    """`x` as the input tensor's dtype: float values quantized as TFLite's QUANTIZE does
+    (x / scale in float32, rounded half away from zero, plus the zero point, saturated)."""
+    if t.numpy_dtype is None or x.dtype == t.numpy_dtype or not _float_ok(t):
+        return x
+    want = np.dtype(t.numpy_dtype)
+    if not np.all(np.isfinite(x)):
+        raise DwgenError(f"the float values given for input {show_value(t.name)} include NaN or infinity: "
+                         "they cannot be quantized")
+    q = np.asarray(x, np.float32) / np.float32(t.per_tensor_scale)
+    q = np.sign(q) * np.floor(np.abs(q) + np.float32(0.5))
+    info = np.iinfo(want)
+    q = np.clip(q.astype(np.float64) + int(t.zero_point[0]), info.min, info.max)
+    return np.ascontiguousarray(q.astype(want))
 
 
 def model_tensors(model_bytes: bytes, model: Model, inputs: Sequence[np.ndarray], wanted: set[int]):
@@ -210,8 +259,9 @@ def _tflm_opinion(op: DepthwiseOp, x: np.ndarray, got: np.ndarray) -> str:
     return "ok" if np.array_equal(y, got) else "mismatch"
 
 
-def progress_bar(stream=None) -> Callable[[int, int, str], None]:
-    """A one-line progress bar on a terminal; plain lines otherwise."""
+def progress_bar(stream=None, verb: str = "checking") -> Callable[[int, int, str], None]:
+    """A one-line progress bar on a terminal; plain lines otherwise (stderr by default, so
+    it never mixes with a --json report on stdout)."""
     stream = stream or sys.stderr
     tty = stream.isatty()
 
@@ -222,7 +272,7 @@ def progress_bar(stream=None) -> Callable[[int, int, str], None]:
         if tty:
             stream.write("\r" + text.ljust(70) + ("\n" if done == total else ""))
         elif done < total:
-            stream.write(f"checking {done + 1}/{total}: {name}\n")
+            stream.write(f"{verb} {done + 1}/{total}: {name}\n")
         stream.flush()
 
     return show

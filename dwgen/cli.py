@@ -172,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("source", nargs="?", metavar="LAYER.json|MODEL.tflite", help="what to measure (or use --suite)")
-    b.add_argument("--suite", metavar="NAME", help="a built-in layer set: mlperf-tiny (SPEC benchmark layers)")
+    b.add_argument("--suite", metavar="NAME", help="a built-in layer set: mlperf-tiny (the 15 layers of docs/benchmark-layers.md)")
     b.add_argument("--target", default="cortex-m4", metavar="T[,T...]",
                    help=f"targets, comma-separated, from {', '.join(TARGETS[1:])} (default cortex-m4)")
     b.add_argument("--opt", choices=("speed", "size"), default="speed", help="kernel variant to measure (see emit --opt)")
@@ -373,7 +373,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     ops = parse_only(args.only, model)
     # header-first: an .npy claiming 10^13 elements is refused before anything is read
     inputs = model.random_inputs(args.seed) if args.inputs is None else load_inputs(args.inputs, model)
-    progress = None if args.json else progress_bar()
+    progress = progress_bar()
     report = check_model(data, model, src.name, ops, inputs, target=args.target, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -383,7 +383,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import layerfile_cases, model_cases, plot, run_bench, suite_cases, table
+    from .bench import layerfile_cases, model_cases, plot, require_matplotlib, run_bench, suite_cases, table
     from .check import progress_bar
 
     if (args.source is None) == (args.suite is None):
@@ -406,11 +406,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .cmsisnn import _check_dir
 
         _check_dir(Path(args.cmsis_nn))
-    if args.plot is not None and not Path(args.plot).resolve().parent.is_dir():
-        raise DwgenError(f"--plot {args.plot}: the directory does not exist")
+    if args.plot is not None:
+        require_matplotlib()  # before minutes of measuring, not after
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise DwgenError(f"--plot {args.plot}: the directory does not exist")
     report = run_bench(cases, targets, opt=args.cc_opt, kernel_opt=args.opt, compiler=args.compiler,
                        cmsis_dir=Path(args.cmsis_nn) if args.cmsis_nn else None,
-                       progress=None if args.json else progress_bar())
+                       progress=progress_bar(verb="measuring"))
     if args.plot:
         plot(report, Path(args.plot))
     if args.json:
@@ -419,10 +421,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(table(report))
         if args.plot:
             print(f"wrote {args.plot}")
+    for target, message in report.failures.items():
+        print(f"dwgen: error: target {target}: {message}", file=sys.stderr)
     if not report.exact:
         print("dwgen: error: a kernel's output differs from the reference model (see 'bit-exact')", file=sys.stderr)
         return 1
-    return 0
+    return 2 if report.failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

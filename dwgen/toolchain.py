@@ -43,7 +43,7 @@ Design decisions
   names the roots instead (for libraries such as CMSIS-NN whose unused functions
   reference files you do not compile).
 * ``newlib=True`` (gcc) links the C library's memcpy/memset instead of support.c's
-  simple loops; baselines/cmsis-nn.md was measured that way, and CMSIS-NN's ``_s8_opt``
+  simple loops; docs/benchmark-layers.md was measured that way, and CMSIS-NN's ``_s8_opt``
   path spends about 7 % of its cycles in them.
 * ``-ffunction-sections -fdata-sections -fno-common -fomit-frame-pointer
   -fno-unwind-tables -fno-asynchronous-unwind-tables -fno-stack-protector -g`` on both
@@ -61,7 +61,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -99,6 +99,17 @@ class Target:
     mve: bool = False          # Helium (unicorn cannot execute it)
     default_opt: str = "O2"
     note: str = ""
+    tune: str | None = None    # gcc -mtune, when the build is another core's instruction set
+
+    def for_emulation(self) -> "Target":
+        """The build the emulator runs. A Helium core (Armv8.1-M) is built with the Armv8-M
+        Mainline + DSP instruction set it shares with the Cortex-M33 (unicorn's model), tuned for
+        itself: the compiler would otherwise add MVE-vectorized C loops, low-overhead loops
+        (DLS/LE) and CSEL/CSINC, none of which unicorn executes. dwgen's own asm uses none."""
+        if not self.mve:
+            return self
+        return replace(self, cpu="cortex-m33", arch="armv8-m.main", fpu="fpv5-sp-d16",
+                       mve=False, tune=self.cpu)
 
     @property
     def cross(self) -> bool:
@@ -146,8 +157,10 @@ TARGETS: dict[str, Target] = {
                False, "cortex-m33"),
         Target("cortex-m55", "cortex-m55", "armv8.1-m.main", True, "auto", "hard", False,
                "cortex-m33", mve=True,
-               note="emulated with unicorn's Cortex-M33 model: scalar and DSP code runs, "
-                    "Helium (MVE) instructions do not"),
+               note="emulated as its Armv8-M Mainline + DSP build (gcc: -mcpu=cortex-m33 "
+                    "-mtune=cortex-m55) on unicorn's Cortex-M33 model: dwgen's C and asm are the "
+                    "same, only what a compiler adds for Armv8.1-M by itself (Helium-vectorized "
+                    "loops, DLS/LE, CSEL) is left out"),
     )
 }
 
@@ -188,6 +201,8 @@ class Compiler:
             flags = [f"-mcpu={t.cpu}", "-mthumb", f"-mfloat-abi={t.float_abi}"]
             if t.fpu:
                 flags.append(f"-mfpu={t.fpu}")
+            if t.tune:
+                flags.append(f"-mtune={t.tune}")
             return flags
         abi = "eabihf" if t.float_abi == "hard" else "eabi"
         return ["-target", f"thumb-freestanding-{abi}", f"-mcpu={t.zig_cpu}", "-mthumb",
@@ -605,7 +620,7 @@ def build_elf(sources: Sequence[str | os.PathLike], target: str | Target, opt: s
     ``_s8_opt`` kernels spend real time in them. gcc only.
     Raises :class:`BuildError` with the compiler's message on failure.
     """
-    t = _cross_target(target)
+    t = _cross_target(target).for_emulation()
     o = _normalize_opt(opt)
     cc = compiler if isinstance(compiler, Compiler) else find_compiler(compiler)
     if newlib and cc.kind != "gcc":

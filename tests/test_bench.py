@@ -180,3 +180,88 @@ def test_bench_against_real_cmsis_nn(capsys):
 def test_bench_bad_arguments(capsys, argv, message):
     code, _, err = _bench(capsys, argv)
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_bench_progress_goes_to_stderr_also_with_json(capsys):
+    code, out, err = _bench(capsys, [str(FIXTURES / "kws_dscnn.tflite"), "--json"])
+    assert code == 0
+    json.loads(out)  # stdout is the report alone
+    assert err.splitlines() == [f"measuring {i}/4: {name} on cortex-m4"
+                                for i, name in enumerate(json.loads(out) and [r["layer"] for r in json.loads(out)["results"]], 1)]
+
+
+def test_bench_plot_without_matplotlib_fails_before_measuring(capsys, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    code, out, err = _bench(capsys, [str(EXAMPLE), "--plot", str(tmp_path / "x.png")])
+    assert (code, out) == (2, "")
+    assert err == "dwgen: error: --plot needs matplotlib: pip install 'dwgen-mcu[plot]' (or pip install matplotlib)\n"
+
+
+def test_bench_reports_a_failing_target_and_keeps_the_others(capsys, monkeypatch):
+    import dwgen.targetrun
+    from dwgen.errors import DwgenError
+
+    real = dwgen.targetrun.TargetBuild
+
+    def build(kernels, target, *args, **kw):
+        if target == "cortex-m33":
+            raise DwgenError("the compiler fell over")
+        return real(kernels, target, *args, **kw)
+
+    monkeypatch.setattr(dwgen.targetrun, "TargetBuild", build)
+    code, out, err = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m4,cortex-m33,cortex-m3", "--json"])
+    doc = json.loads(out)
+    assert code == 2
+    assert [r["target"] for r in doc["results"]] == ["cortex-m4", "cortex-m3"]
+    assert doc["failed_targets"] == {"cortex-m33": "the compiler fell over"}
+    assert err.endswith("dwgen: error: target cortex-m33: the compiler fell over\n")
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m33,cortex-m4"])
+    assert code == 2
+    assert "target cortex-m33: not measured: the compiler fell over" in out.splitlines()
+    assert out.startswith("target cortex-m4: ") and re.search(r"^kws_dw1 .* yes$", out, re.M)
+
+
+def test_bench_labels_every_figure_with_its_core(capsys):
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m4,cortex-m7,cortex-m3"])
+    assert code == 0
+    m4, m7, m3 = out.split("\n\n")[:3]
+    for part in (m4, m7, m3):
+        header = next(line for line in part.splitlines() if line.startswith("layer "))
+        assert re.split(r"  +", header) == ["layer", "MACs", "data flow", "dwgen M4 c/MAC", "ref loop M4 c/MAC", "vs ref",
+                                            "dwgen M7 c/MAC", "stack B", ".text B", ".rodata B", "bit-exact"]
+    assert "cycles:" not in m4
+    assert ("cycles: the M4 columns apply the Cortex-M4 timing table to this cortex-m7 build; the M7 column "
+            "is the rough dual-issue model") in m7.splitlines()
+    # CMSIS-NN's published figures are Cortex-M4 ones: no comparison on another core
+    assert "published" not in m3 and "vs CMSIS-NN" not in m3
+    assert ("cycles: the Cortex-M4 timing table applied to this cortex-m3 build (dwgen has no timing model "
+            "of the cortex-m3)") in m3.splitlines()
+
+
+def test_bench_and_check_run_the_cortex_m55(capsys):
+    """The M55 build runs as its Armv8-M Mainline + DSP twin on unicorn's M33 model, and says so."""
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m55", "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["bit_exact"]
+    (r,) = doc["results"]
+    assert r["data_flow"] == "dsp" and r["dwgen"]["cycles_m4"] > 0
+    assert "-mcpu=cortex-m33" in doc["toolchain"]["cortex-m55"]["cflags"]
+    assert "-mtune=cortex-m55" in doc["toolchain"]["cortex-m55"]["cflags"]
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--target", "cortex-m55"])
+    assert code == 0
+    assert ("emulation: emulated as its Armv8-M Mainline + DSP build (gcc: -mcpu=cortex-m33 -mtune=cortex-m55) "
+            "on unicorn's Cortex-M33 model: dwgen's C and asm are the same, only what a compiler adds for "
+            "Armv8.1-M by itself (Helium-vectorized loops, DLS/LE, CSEL) is left out") in out.splitlines()
+    code = main(["check", str(FIXTURES / "kws_dscnn.tflite"), "--target", "cortex-m55"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.rstrip().endswith("PASS"), out
+
+
+def test_bench_compares_with_published_cmsis_nn_figures_only_on_the_m4(capsys):
+    code, out, _ = _bench(capsys, ["--suite", "mlperf-tiny", "--target", "cortex-m4,cortex-m3", "--json"])
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["geomean_speedup_vs_cmsis_nn"]["cortex-m4"] > 1
+    assert doc["geomean_speedup_vs_cmsis_nn"]["cortex-m3"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -67,9 +68,11 @@ def test_check_with_given_inputs(capsys, tmp_path):
     code, out, _ = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs",
                                  str(tmp_path / "in.npy"), "--json"])
     assert code == 0 and json.loads(out)["ok"]
-    np.save(tmp_path / "bad.npy", x.astype(np.float32))
+    np.save(tmp_path / "bad.npy", x.astype(np.int16))
     code, _, err = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs", str(tmp_path / "bad.npy")])
-    assert (code, err) == (2, f"dwgen: error: {tmp_path / 'bad.npy'}: the array has dtype float32: it must be int8\n")
+    assert (code, err) == (2, f"dwgen: error: {tmp_path / 'bad.npy'}: the array has dtype int16: it must be int8, "
+                              "float16, float32, float64 (model input 0 is int8 1x32x32x3; float values are quantized "
+                              "with its scale 0.032642037 and zero point -2)\n")
     # the content decides, not the name: an .npz holding the arrays, or an .npy named .npz
     np.savez(tmp_path / "in.npz", x)
     (tmp_path / "npy_named.npz").write_bytes((tmp_path / "in.npy").read_bytes())
@@ -77,6 +80,30 @@ def test_check_with_given_inputs(capsys, tmp_path):
         code, out, _ = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs",
                                      str(tmp_path / name), "--only", "1", "--json"])
         assert code == 0 and json.loads(out)["ok"], name
+
+
+def test_check_quantizes_float_inputs_as_tflite_does(capsys, tmp_path):
+    from dwgen.check import load_inputs
+
+    model = read_model(FIXTURES / "mobilenet_tiny.tflite")
+    (t,) = model.inputs
+    scale, zp = np.float32(t.scale[0]), t.zero_point[0]
+    rng = np.random.default_rng(7)
+    f = rng.uniform(-6, 6, (1, 32, 32, 3)).astype(np.float32)
+    f[0, 0, 0, :] = [np.float32(2.5) * scale, np.float32(-2.5) * scale, 1e9]  # halves away from zero; saturation
+    np.save(tmp_path / "f.npy", f)
+    (q,) = load_inputs(tmp_path / "f.npy", model)
+    want = [max(-128, min(127, int(math.floor(abs(v / scale) + 0.5)) * (1 if v >= 0 else -1) + zp)) for v in f.ravel()]
+    assert q.dtype == np.int8 and q.ravel().tolist() == want
+    assert q[0, 0, 0].tolist() == [3 + zp, -3 + zp, 127]
+    code, out, _ = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs", str(tmp_path / "f.npy"),
+                                 "--json"])
+    assert code == 0 and json.loads(out)["ok"]
+    f[0, 1, 1, 1] = np.nan
+    np.save(tmp_path / "nan.npy", f)
+    code, _, err = _run(capsys, ["check", str(FIXTURES / "mobilenet_tiny.tflite"), "--inputs", str(tmp_path / "nan.npy")])
+    assert (code, err) == (2, f"dwgen: error: the float values given for input '{t.name}' include NaN or infinity: "
+                              "they cannot be quantized\n")
 
 
 def test_check_reports_a_mismatch(capsys, monkeypatch):
@@ -285,12 +312,21 @@ def _npy_header_only(shape, descr="|i1") -> bytes:
     return b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h
 
 
+def _kws_input_scale() -> str:
+    return str(np.float32(read_model(FIXTURES / "kws_dscnn.tflite").inputs[0].scale[0]))
+
+
+def _kws_input_zero_point() -> int:
+    return read_model(FIXTURES / "kws_dscnn.tflite").inputs[0].zero_point[0]
+
+
 def test_check_inputs_are_read_header_first(capsys, tmp_path):
     m = str(FIXTURES / "kws_dscnn.tflite")
     files = {
         "huge.npy": _npy_header_only((10**13,)),
         "huge4d.npy": _npy_header_only((1000, 1000, 1000, 10000)),
-        "float.npy": _npy_header_only((1, 49, 10, 1), "<f4"),
+        "float.npy": _npy_header_only((1, 49, 10, 1), "<f4"),  # accepted (quantized), but empty
+        "int16.npy": _npy_header_only((1, 49, 10, 1), "<i2"),
         "short.npy": _npy_header_only((1, 49, 10, 1)) + bytes(100),
         "text.npy": b"1 2 3\n",
     }
@@ -300,7 +336,10 @@ def test_check_inputs_are_read_header_first(capsys, tmp_path):
     want = {
         "huge.npy": "the array has shape [10000000000000]: it must be [1, 49, 10, 1]",
         "huge4d.npy": "the array has shape [1000, 1000, 1000, 10000]: it must be [1, 49, 10, 1]",
-        "float.npy": "the array has dtype float32: it must be int8",
+        "float.npy": "the array is truncated: its header declares 1.91 KiB of data but the file holds 0 bytes",
+        "int16.npy": "the array has dtype int16: it must be int8, float16, float32, float64 (model input 0 is int8 "
+                     f"1x49x10x1; float values are quantized with its scale {_kws_input_scale()} and zero point "
+                     f"{_kws_input_zero_point()})",
         "short.npy": "the array is truncated: its header declares 490 bytes of data but the file holds 100 bytes",
         "text.npy": "it is not an .npz archive (the zip file numpy.savez writes)",
         "two.npz": "the archive holds 2 arrays but the model has 1 inputs: give one array per input, in order",
