@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
-    __version__ = _version("dwgen")
+    __version__ = _version("dwgen-mcu")  # the distribution name (the package is dwgen)
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 

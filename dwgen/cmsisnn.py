@@ -136,7 +136,7 @@ class CmsisBuild:
             harness = d / "dwgen_cmsis_harness.c"
             harness.write_text(HARNESS)
 
-            # newlib's memcpy/memset, as a real firmware build (and baselines/cmsis-nn.md) has them
+            # newlib's memcpy/memset, as a real firmware build (and docs/benchmark-layers.md) has them
             libc = {"newlib": cc.kind == "gcc", "keep": ["dwgen_cmsis_nn_run", "dwgen_cmsis_nn_buffer_size"]}
 
             def undefined(sources: Sequence[Path]) -> set[str]:

@@ -14,7 +14,7 @@ executed instructions, so a 10 M-instruction run is costed in milliseconds.
 
 Cortex-M4 model (``model="m4"``, the headline number; zero-wait-state memory)
 ---------------------------------------------------------------------------------
-From the Cortex-M4 TRM instruction timing table (and SPEC.md section 4):
+From the Cortex-M4 TRM instruction timing table:
 
 * data processing, MOV/MOVW/MOVT, shifts, bit fields, CLZ, REV, extend (SXTB, UXTH,
   SXTAB ...), packed SIMD (SADD16, SXTB16, SXTAB16, PKHBT, SEL, UQADD8 ...), saturation
@@ -51,7 +51,7 @@ nothing since STR is 1 anyway); only the immediately preceding instruction is lo
 at; interrupts and exceptions are not modelled. It is an estimate of a well-behaved
 zero-wait-state core, meant for comparing kernels, not a cycle-accurate simulator.
 
-Calibration: on the 15 layers of ``baselines/cmsis-nn.md`` (CMSIS-NN at the same
+Calibration: on the 15 layers of ``docs/benchmark-layers.md`` (CMSIS-NN at the same
 commit, gcc 12.2.1 -O2, newlib memcpy/memset via ``build_elf(newlib=True)``) this
 module reproduces the baseline's instruction counts exactly and its M4 cycle counts to
 within 1-3 cycles, once the harness's own call overhead (46 instructions, 67 cycles
@@ -343,7 +343,7 @@ class Decoder:
 
 @dataclass(frozen=True)
 class M4Params:
-    """Tunable constants of the timing models (defaults: SPEC.md / baselines)."""
+    """Tunable constants of the timing models (defaults: the M4 TRM table; M7 fitted to docs/benchmark-layers.md)."""
 
     P: int = 2                  # pipeline refill after a taken branch
     div: int = 7                # SDIV/UDIV

@@ -1,6 +1,6 @@
 """Planning for the DSP (Cortex-M4/M7/M33/M55) kernel: data flow chosen per layer at generation time.
 
-Data flow (see SPEC section 5):
+Data flow (see docs/dsp-tiles.md):
 
 * The input is consumed by *channel group* (4 channels when the layer is NHWC with at least 4
   channels and the band fits, else fewer). For each group a *band* of padded input rows lives

@@ -1,7 +1,7 @@
 """The TFLite oracle: write one layer as a single-op .tflite model and run it.
 
 `write_model` builds a `DEPTHWISE_CONV_2D` flatbuffer with the `flatbuffers` runtime and
-the generated TFLite schema of the `tflite` package (SPEC §3 lists what it must hold).
+the generated TFLite schema of the `tflite` package (what the converter writes for the op).
 `run_tflite` runs it under TFLite's *reference* kernels (LiteRT `ai-edge-litert`, or the
 older `tflite-runtime` with the same API), `run_tflm` under TensorFlow Lite Micro
 (`tflite-micro`). Both take and return numpy data in the layer's own layout
@@ -23,7 +23,7 @@ from .qlayer import QuantizedLayer
 from .quant import Quantization, activation_bounds
 from .reference import from_nhwc, to_nhwc
 
-#: Operator version written for an int8 per-channel depthwise convolution (SPEC §3).
+#: Operator version written for an int8 per-channel depthwise convolution (the converter's choice).
 DEPTHWISE_INT8_VERSION = 3
 #: Flatbuffer schema version of a .tflite file.
 SCHEMA_VERSION = 3

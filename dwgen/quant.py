@@ -1,6 +1,6 @@
 """TFLite-exact int8 quantization arithmetic.
 
-Everything here reproduces TFLite bit for bit (see SPEC §2): how a float multiplier
+Everything here reproduces TFLite bit for bit (`QuantizeMultiplier`, `MultiplyByQuantizedMultiplier`): how a float multiplier
 becomes a (multiplier, shift) pair, how an int32 accumulator is scaled back, and how
 fused activations become clamp bounds (computed in float32, as TFLite does).
 """

@@ -1,6 +1,6 @@
 """A vectorized numpy model of TFLite's quantized depthwise convolution.
 
-It mirrors the reference kernel's integer math (SPEC §2) with one array operation per
+It mirrors the reference kernel's integer math (`reference_integer_ops::DepthwiseConvPerChannel`) with one array operation per
 kernel tap, so a 112x112x32 3x3 layer takes milliseconds. Taps outside the image are
 handled by padding with the input zero point, which contributes `x - in_zp = 0`, exactly
 like skipping them. It is the oracle for rounding modes and configurations that the

@@ -1,4 +1,4 @@
-"""The benchmark layer set of baselines/cmsis-nn.md (SPEC section 6), as QuantizedLayers.
+"""The benchmark layer set of docs/benchmark-layers.md, as QuantizedLayers.
 
 Shapes, kernels, strides, padding, dilation, depth multiplier, activation, zero points and
 activation bounds are exactly those of the baseline table; per-channel scales, weights and

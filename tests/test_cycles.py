@@ -27,7 +27,7 @@ SEQ = {
     "alu_then_store_data": ("04310160", "adds r1, #4; str r1, [r0]", 2),
     "writeback_loads": ("50f8041b50f8042b", "ldr r1, [r0], #4; ldr r2, [r0], #4", 3),
     # an address that was just loaded: a plain LDR only loses pipelining, a store, a
-    # write-back load and LDRD also pay the +1 (matches baselines/cmsis-nn.md exactly)
+    # write-back load and LDRD also pay the +1 (matches docs/benchmark-layers.md exactly)
     "load_then_store_addr": ("019bcc50", "ldr r3, [sp, #4]; str r4, [r1, r3]", 4),
     "load_then_wb_load": ("036853f8042f", "ldr r3, [r0]; ldr r2, [r3, #4]!", 5),
     "load_then_ldrd": ("0368d3e90045", "ldr r3, [r0]; ldrd r4, r5, [r3]", 6),
@@ -175,7 +175,7 @@ def test_bytes_match_asm(tmp_path):
 
 # ------------------------------------------------------------ baseline reproduction
 # Optional: with DWGEN_CMSIS_NN_DIR=/path/to/CMSIS-NN (commit 99f736a, as in
-# baselines/cmsis-nn.md) and arm-none-eabi-gcc with newlib, re-measure three baseline
+# docs/benchmark-layers.md) and arm-none-eabi-gcc with newlib, re-measure three baseline
 # layers (3x3, _s8_opt and the generic kernel) and check the method reproduces the table.
 
 CMSIS_HARNESS = r"""

@@ -1,6 +1,6 @@
 """The layer spec: Keras argument forms, shape inference, Keras/tf.nn front ends, errors.
 
-Every expected number below is worked out by hand from SPEC §1-2 (out = ceil(in / s)
+Every expected number below is worked out by hand from TFLite's output-size and padding rules (out = ceil(in / s)
 for SAME, ceil((in - eff + 1) / s) for VALID, eff = (k-1)*d + 1, total padding
 max((out-1)*s + eff - in, 0) with the odd pixel at the bottom/right), not recomputed
 with dwgen's own helpers.

@@ -277,7 +277,7 @@ def test_large_layer_matches_tflite() -> None:
 
 @needs_tflite
 def test_strided_same_pads_bottom_right() -> None:
-    """Stride-2 SAME on an even input pads 0 top/left and 1 bottom/right (SPEC §2)."""
+    """Stride-2 SAME on an even input pads 0 top/left and 1 bottom/right (TFLite's SAME padding)."""
     layer = DepthwiseConv2D(3, strides=2, padding="same")
     ql = QuantizedLayer.create(
         layer, (1, 6, 6, 1), Quantization.from_scales(1.0, 0, 1.0, 1.0, 0, 1),
@@ -291,7 +291,7 @@ def test_strided_same_pads_bottom_right() -> None:
 
 
 def test_model_fields() -> None:
-    """Read the written model back with the `tflite` package: every field SPEC §3 requires."""
+    """Read the written model back with the `tflite` package: every field TFLite reads for the op."""
     import tflite
 
     layer = DepthwiseLayer(

@@ -1,4 +1,4 @@
-"""TFLite-exact quantization arithmetic (SPEC §2) and every QuantizationError.
+"""TFLite-exact quantization arithmetic (TFLite's QuantizeMultiplier and MultiplyByQuantizedMultiplier) and every QuantizationError.
 
 The special values below (the effective-scale order case, the float32 RELU6 bound, the
 single-vs-double rounding cases) were found by a programmatic search when these tests
