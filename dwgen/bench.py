@@ -92,6 +92,7 @@ class BenchReport:
     results: list[BenchResult] = field(default_factory=list)
     toolchain: dict = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # target -> why it could not be measured
+    clock_mhz: float = 100.0  # for the totals' milliseconds
 
     def geomean_speedup(self, target: str, vs: str = "cmsis") -> float | None:
         ratios = []
@@ -120,11 +121,16 @@ class BenchReport:
                       for r in rs)
         out = {"layers": len(rs), "macs": macs, "dwgen_cycles_m4": cycles,
                "dwgen_cycles_per_mac_m4": round(cycles / macs, 3) if macs else None,
+               "clock_mhz": self.clock_mhz, "dwgen_ms_m4": round(cycles / (self.clock_mhz * 1e3), 3),
                "text_bytes": text, "rodata_bytes": rodata, "flash_bytes": text + rodata,
-               "weight_bytes": weights, "rodata_per_weight_byte": round(rodata / weights, 3) if weights else None}
+               "weight_bytes": weights, "rodata_per_weight_byte": round(rodata / weights, 3) if weights else None,
+               "peak_stack_bytes": max((r.dwgen.stack_bytes for r in rs), default=0), "scratch_bytes": 0}
         if rs and all(r.cmsis is not None for r in rs):
             theirs = sum(r.cmsis.cycles_m4 for r in rs)
-            out.update(cmsis_nn_cycles_m4=theirs, speedup_vs_cmsis_nn=round(theirs / cycles, 3),
+            out.update(cmsis_nn_cycles_m4=theirs, cmsis_nn_ms_m4=round(theirs / (self.clock_mhz * 1e3), 3),
+                       cmsis_nn_peak_stack_bytes=max(r.cmsis.stack_bytes for r in rs),
+                       cmsis_nn_peak_scratch_bytes=max(r.cmsis.scratch_bytes for r in rs),
+                       speedup_vs_cmsis_nn=round(theirs / cycles, 3),
                        slowest_layer_speedup_vs_cmsis_nn=round(min(r.cmsis.cycles_m4 / r.dwgen.cycles_m4 for r in rs), 3))
         return out
 
@@ -182,12 +188,13 @@ def run_bench(
     cmsis_dir: Path | None = None,
     kernel_opt: str = "speed",
     progress: Callable[[int, int, str], None] | None = None,
+    clock_mhz: float = 100.0,
 ) -> BenchReport:
     # Kernels and baselines are linked into one image: their symbols must not collide.
     check_distinct([c.name for c in cases])
     ref_names = unique_names([f"{c.name[:MAX_NAME_LENGTH - 4].rstrip('_')}_ref" for c in cases],
                              taken=[c.name for c in cases])
-    report = BenchReport()
+    report = BenchReport(clock_mhz=clock_mhz)
     total = len(cases) * len(targets)
     done = 0
     for target in targets:
@@ -277,12 +284,17 @@ def table(report: BenchReport) -> str:
             summary += f", {gm:.2f}x vs CMSIS-NN" + ("" if has_cmsis else " (published figures)")
         lines.append(summary)
         t = report.totals(target)
-        total = (f"total over {t['layers']} layer(s): {t['dwgen_cycles_m4']:,} cycles "
-                 f"({t['dwgen_cycles_per_mac_m4']:.2f} c/MAC)")
+        total = (f"total over {t['layers']} layer(s): {t['macs']:,} MACs, {t['dwgen_cycles_m4']:,} M4 cycles "
+                 f"({t['dwgen_cycles_per_mac_m4']:.2f} c/MAC, {t['dwgen_ms_m4']:.2f} ms at {t['clock_mhz']:g} MHz)")
         if "speedup_vs_cmsis_nn" in t:
             total += (f", {t['speedup_vs_cmsis_nn']:.2f}x CMSIS-NN's {t['cmsis_nn_cycles_m4']:,} "
-                      f"(slowest layer {t['slowest_layer_speedup_vs_cmsis_nn']:.2f}x)")
+                      f"({t['cmsis_nn_ms_m4']:.2f} ms; slowest layer {t['slowest_layer_speedup_vs_cmsis_nn']:.2f}x)")
         lines.append(total)
+        memory = f"memory: peak stack {t['peak_stack_bytes']:,} B, scratch 0 B"
+        if "speedup_vs_cmsis_nn" in t:
+            memory += (f" (CMSIS-NN: peak stack {t['cmsis_nn_peak_stack_bytes']:,} B, "
+                       f"scratch up to {t['cmsis_nn_peak_scratch_bytes']:,} B)")
+        lines.append(memory)
         lines.append(f"flash: .text {t['text_bytes']:,} B + .rodata {t['rodata_bytes']:,} B; the layers' weights and "
                      f"bias (int8, int32) are {t['weight_bytes']:,} B, .rodata is {t['rodata_per_weight_byte']:.2f}x that")
         lines.append("")

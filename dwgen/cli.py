@@ -69,6 +69,21 @@ _EXIT_STATUS = (
 )
 
 
+#: The clock the totals' milliseconds assume unless --clock-mhz says otherwise (a common
+#: Cortex-M4 board clock; the cycle figures themselves assume zero wait states).
+DEFAULT_CLOCK_MHZ = 100.0
+
+
+def _clock_mhz(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (0 < v <= 10000):
+        raise DwgenError(f"--clock-mhz {text!r}: give the core clock in MHz, a number such as 80 or 168")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dwgen",
@@ -182,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart of cycles/MAC (needs matplotlib)")
+    b.add_argument("--clock-mhz", default=str(DEFAULT_CLOCK_MHZ), metavar="MHZ",
+                   help=f"core clock for the milliseconds in the totals (default {DEFAULT_CLOCK_MHZ:g})")
     b.set_defaults(func=cmd_bench)
     return p
 
@@ -389,6 +406,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if (args.source is None) == (args.suite is None):
         raise DwgenError("give either LAYER.json/MODEL.tflite or --suite NAME (e.g. --suite mlperf-tiny)")
     targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    clock = _clock_mhz(args.clock_mhz)
     bad = [t for t in targets if t not in TARGETS[1:]]
     if bad or not targets:
         raise DwgenError(f"--target {args.target!r}: choose from {', '.join(TARGETS[1:])}")
@@ -410,7 +428,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         require_matplotlib()  # before minutes of measuring, not after
         if not Path(args.plot).resolve().parent.is_dir():
             raise DwgenError(f"--plot {args.plot}: the directory does not exist")
-    report = run_bench(cases, targets, opt=args.cc_opt, kernel_opt=args.opt, compiler=args.compiler,
+    report = run_bench(cases, targets, opt=args.cc_opt, kernel_opt=args.opt, compiler=args.compiler, clock_mhz=clock,
                        cmsis_dir=Path(args.cmsis_nn) if args.cmsis_nn else None,
                        progress=progress_bar(verb="measuring"))
     if args.plot:

@@ -133,12 +133,17 @@ def test_bench_table_and_plot(capsys, tmp_path):
     assert code == 0
     assert out.startswith("target cortex-m4: ")
     assert "geometric-mean speed-up:" in out and "conv_dw_5_relu_1" in out
-    total = re.search(r"^total over (\d+) layer\(s\): ([\d,]+) cycles \(([\d.]+) c/MAC\)$", out, re.M)
+    total = re.search(r"^total over (\d+) layer\(s\): ([\d,]+) MACs, ([\d,]+) M4 cycles \(([\d.]+) c/MAC, ([\d.]+) ms "
+                      r"at 100 MHz\)$", out, re.M)
+    memory = re.search(r"^memory: peak stack ([\d,]+) B, scratch 0 B$", out, re.M)
     flash = re.search(r"^flash: \.text ([\d,]+) B \+ \.rodata ([\d,]+) B; the layers' weights and bias "
                       r"\(int8, int32\) are ([\d,]+) B, \.rodata is ([\d.]+)x that$", out, re.M)
-    assert total and flash, out
+    assert total and flash and memory, out
     rows = [line.split() for line in out.splitlines() if re.match(r"^conv_dw\S* ", line)]
     assert int(total[1]) == len(rows) > 1
+    assert int(total[2].replace(",", "")) == sum(int(r[1].replace(",", "")) for r in rows)
+    assert float(total[5]) == round(int(total[3].replace(",", "")) / 1e5, 2)
+    assert int(memory[1].replace(",", "")) == max(int(r[-4]) for r in rows)  # the stack column
     assert int(flash[2].replace(",", "")) == sum(int(r[-2]) for r in rows)  # the .rodata column
     assert int(flash[1].replace(",", "")) == sum(int(r[-3]) for r in rows)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -153,6 +158,8 @@ def test_bench_with_a_cmsis_nn_checkout(capsys, fake_cmsis):
     assert r["speedup_vs_cmsis_nn"] > 1
     tot = json.loads(out)["totals"]["cortex-m4"]
     assert tot["cmsis_nn_cycles_m4"] == r["cmsis_nn"]["cycles_m4"]
+    assert tot["cmsis_nn_peak_scratch_bytes"] == 64 * 4 and tot["cmsis_nn_peak_stack_bytes"] == r["cmsis_nn"]["stack_bytes"]
+    assert tot["cmsis_nn_ms_m4"] == round(tot["cmsis_nn_cycles_m4"] / 1e5, 3)
     assert tot["speedup_vs_cmsis_nn"] == tot["slowest_layer_speedup_vs_cmsis_nn"] == r["speedup_vs_cmsis_nn"]
 
 
@@ -175,6 +182,8 @@ def test_bench_against_real_cmsis_nn(capsys):
         ([str(EXAMPLE), "--cmsis-nn", "/nonexistent"], "not a CMSIS-NN checkout"),
         ([str(EXAMPLE), "--plot", "/nonexistent/dir/x.png"], "--plot /nonexistent/dir/x.png: the directory does not exist"),
         (["/nonexistent.json"], "no such file"),
+        ([str(EXAMPLE), "--clock-mhz", "0"], "--clock-mhz '0': give the core clock in MHz, a number such as 80 or 168"),
+        ([str(EXAMPLE), "--clock-mhz", "fast"], "--clock-mhz 'fast': give the core clock in MHz"),
     ],
 )
 def test_bench_bad_arguments(capsys, argv, message):
@@ -265,3 +274,11 @@ def test_bench_compares_with_published_cmsis_nn_figures_only_on_the_m4(capsys):
     assert code == 0
     assert doc["geomean_speedup_vs_cmsis_nn"]["cortex-m4"] > 1
     assert doc["geomean_speedup_vs_cmsis_nn"]["cortex-m3"] is None
+
+
+def test_bench_totals_at_a_given_clock(capsys):
+    code, out, _ = _bench(capsys, [str(EXAMPLE), "--clock-mhz", "168", "--json"])
+    tot = json.loads(out)["totals"]["cortex-m4"]
+    assert code == 0 and tot["clock_mhz"] == 168
+    assert tot["dwgen_ms_m4"] == round(tot["dwgen_cycles_m4"] / 168e3, 3)
+    assert tot["peak_stack_bytes"] == json.loads(out)["results"][0]["dwgen"]["stack_bytes"] and tot["scratch_bytes"] == 0
