@@ -26,6 +26,8 @@ from .dsp_taps import taps_context, taps_plan
 from .dsp_tile import choose_plan, columns_as_rows
 from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
+from .stackplan import stack_plan
+from .toolchain import get_target
 
 WEIGHT_MODES = ("baked", "extern")
 OPT_MODES = ("speed", "size")
@@ -166,13 +168,37 @@ def with_layout(ql: QuantizedLayer, layout: str) -> QuantizedLayer:
     return dataclasses.replace(ql, layer=layer, geometry=layer.geometry(shape))
 
 
-def _signature(ql: QuantizedLayer, opts: EmitOptions) -> str:
-    sig = "const int8_t *input, int8_t *output"
+def _signature(ql: QuantizedLayer, opts: EmitOptions, restrict: str = "") -> str:
+    """The kernel's parameters; `restrict` is the qualifier of the C declarations (cffi's
+    declarations go without)."""
+    sig = f"const int8_t *{restrict}input, int8_t *{restrict}output"
     if opts.weights == "extern":
         sig += ", const int8_t *weights"
         if ql.layer.use_bias:
             sig += ", const int32_t *bias_data"
     return sig
+
+
+def _requirements(ql: QuantizedLayer, opts: EmitOptions, dsp) -> tuple[str, list[str]]:
+    """What firmware must know to call the kernel: (alignment, further requirements)."""
+    align = "input and output may have any alignment"
+    if dsp is not None:
+        align += (" (4-byte input loads are unaligned LDRs, which Cortex-M3 and later allow unless "
+                  "CCR.UNALIGN_TRP is set)")
+    if opts.weights == "extern" and ql.layer.use_bias:
+        align += "; bias_data is int32, 4-byte aligned"
+    lines = []
+    if dsp is not None:
+        lines.append(f"core: one with the DSP extension (generated for {opts.target}; a Cortex-M4, M7, M33 or "
+                     f"M55 runs it), compiled by gcc or clang; compiled for an Arm core without it, "
+                     f"{opts.name}.c stops with #error")
+        lines.append("FPU: not needed; with one (__ARM_FP) the tile keeps constants in S0-S15, which are "
+                     "caller-saved, so interrupt handlers that use the FPU stay correct")
+    elif opts.target in ("cortex-m0", "cortex-m0plus", "cortex-m3"):
+        lines.append(f"core: any Cortex-M ({opts.target}: portable C, no DSP instructions, no FPU)")
+    else:
+        lines.append("core: any (portable C, no DSP instructions, no FPU)")
+    return align, lines
 
 
 def _rows(values: Iterable[int], per_row: int, width: int) -> list[str]:
@@ -291,6 +317,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
             f"Looped form: the unrolled kernel would be about {plan.unrolled_statements} statements, "
             f"over dwgen's budget of {MAX_UNROLLED_STATEMENTS}"
         )
+    alignment, requirements = _requirements(ql, opts, dsp)
     ctx = dict(
         name=name,
         NAME=name.upper(),
@@ -325,6 +352,12 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
         use_bias=ql.layer.use_bias,
         cmsis_nn_api=opts.cmsis_nn_api,
         signature=_signature(ql, opts),
+        signature_c=_signature(ql, opts, "DWGEN_RESTRICT "),
+        stack=stack_plan(plan, dsp, opts.target, weights_in_locals=plan.weights_in_locals and not size_mode),
+        alignment=alignment,
+        requirements=requirements,
+        target=opts.target,
+        target_cpu=get_target(opts.target).cpu if opts.target != "generic" else None,
     )
     env = _environment()
     if swapped_c is not None:

@@ -233,7 +233,7 @@ class Symbol:
 _AXES = {"N": "batch", "C": "channels", "H": "height", "W": "width"}
 _HEADER_MACROS = {
     "INPUT_SIZE": "input size", "OUTPUT_SIZE": "output size", "MACS": "MAC count",
-    "SCRATCH_SIZE": "scratch size", "WEIGHTS_SIZE": "weights size", "BIAS_SIZE": "bias size",
+    "SCRATCH_SIZE": "scratch size", "STACK_SIZE": "stack bound", "WEIGHTS_SIZE": "weights size", "BIAS_SIZE": "bias size",
     "TEST_RUN": "test-vector call",
 }
 # Everything the kernel templates (portable, DSP, CMSIS-NN entry, reference) define in a .c

@@ -154,7 +154,7 @@ def test_layer_file_names_are_renamed_on_emit(tmp_path):
         assert main(["emit", str(layer), "-o", str(out), "--test-vectors"]) == 0
         assert sorted(p.name for p in out.iterdir()) == sorted(
             [f"{expected}.c", f"{expected}.h", f"{expected}_vectors.h", "dwgen_test_main.c"])
-        assert f"void {expected}(const int8_t *input" in (out / f"{expected}.h").read_text()
+        assert f"void {expected}(const int8_t *DWGEN_RESTRICT input" in (out / f"{expected}.h").read_text()
 
 
 # -- the symbols a name derives ------------------------------------------------------------------
