@@ -405,7 +405,7 @@ def test_concurrent_emits_into_one_directory(tmp_path):
     test main lists all four kernels and the manifest and umbrella all three ops."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     runs = [[str(MODEL), "--only", "1"], [str(MODEL), "--only", "3"], [str(MODEL), "--only", "5"], [str(EXAMPLE)]]
-    kernels = ["dw1_relu_1", "dw2_relu_1", "dw3_relu_1", "kws_dw1"]
+    kernels = ["dw1_1", "dw2_1", "dw3_1", "kws_dw1"]
     for rnd in range(4):
         out = tmp_path / f"round{rnd}"
         if rnd % 2:
@@ -451,7 +451,7 @@ def test_model_emits_add_up_and_another_model_needs_force(tmp_path, capsys):
 def test_manifest_entries_of_deleted_kernels_are_dropped(tmp_path):
     out = tmp_path / "out"
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1,3"]) == 0
-    (out / "dw1_relu_1.c").unlink()
+    (out / "dw1_1.c").unlink()
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "5"]) == 0
     assert [k["op_index"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == [3, 5]
 
@@ -463,4 +463,4 @@ def test_foreign_manifest_is_never_merged(tmp_path, capsys):
     _fails(capsys, ["emit", str(MODEL), "-o", str(out), "--only", "1"],
            f"{out} already has manifest.json: pass --force to overwrite")
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1", "--force"]) == 0
-    assert [k["name"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == ["dw1_relu_1"]
+    assert [k["name"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == ["dw1_1"]
