@@ -541,6 +541,12 @@ class Model:
     _data: bytes = field(repr=False)
     _buffers: tuple[tuple[int, int] | None, ...] = field(repr=False)
 
+    def named(self, prefix: str = "") -> "Model":
+        """The model with every kernel name starting with `prefix` (see `assign_c_names`)."""
+        if not prefix:
+            return self
+        return dataclasses.replace(self, depthwise=assign_c_names(self.depthwise, prefix))
+
     def tensor(self, index: int, subgraph: int = 0) -> TensorInfo:
         try:
             sg = self.subgraphs[subgraph]

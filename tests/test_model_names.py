@@ -5,6 +5,7 @@ never a usual firmware global, and `--prefix` in front of every symbol and file.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -165,3 +166,105 @@ def test_prefix_making_a_reserved_prefix():
     assert str(e.value) == ("--prefix 'ar' makes op 0's kernel name 'arm_x', which starts with 'arm_': that "
                             "prefix belongs to CMSIS (arm_*, cmsis_*), which dwgen's kernels are built with; "
                             "choose another prefix")
+
+
+# -- the command line ---------------------------------------------------------------------------
+KERAS = [fused("model", "depthwise_conv2d", 1), fused("model", "depthwise_conv2d_1", 3),
+         ("StatefulPartitionedCall:0", "model/activation_3/Relu")]
+
+
+@pytest.fixture
+def keras_model(tmp_path):
+    p = tmp_path / "net.tflite"
+    p.write_bytes(chain(KERAS))
+    return p
+
+
+def run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inspect_shows_kernel_names(capsys, keras_model):
+    code, out, err = run(capsys, ["inspect", str(keras_model), "--prefix", "net_"])
+    assert (code, err) == (0, "")
+    assert out == """\
+net.tflite: 3 depthwise layer(s) dwgen can generate
+op  kernel                  input -> output (NHWC)  ksize  stride  dilation  padding t,l,b,r  M  activation  quantization in/out   MACs  weight B  as written
+--  ----------------------  ----------------------  -----  ------  --------  ---------------  -  ----------  -------------------  -----  --------  ---------------
+ 0  net_depthwise_conv2d    1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
+ 1  net_depthwise_conv2d_1  1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
+ 2  net_dw_op2              1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
+"""
+    code, out, _ = run(capsys, ["inspect", str(keras_model), "--json"])
+    doc = json.loads(out)
+    assert [(d["op"], d["kernel"], d["c_name"]) for d in doc["depthwise"]] == [
+        (0, "depthwise_conv2d", "depthwise_conv2d"), (1, "depthwise_conv2d_1", "depthwise_conv2d_1"),
+        (2, "dw_op2", "dw_op2")]
+
+
+def test_emit_prefix_on_every_symbol_and_file(capsys, keras_model, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, ["emit", str(keras_model), "-o", str(out), "--prefix", "net_",
+                                     "--cmsis-nn-api", "--test-vectors"])
+    assert (code, err) == (0, "")
+    kernels = ["net_depthwise_conv2d", "net_depthwise_conv2d_1", "net_dw_op2"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{k}{ext}" for k in kernels for ext in (".c", ".h", "_vectors.h")]
+        + ["dwgen_kernels.h", "dwgen_test_main.c", "manifest.json"])
+    assert stdout.splitlines()[:3] == [
+        "op   0  net_depthwise_conv2d: [1, 6, 6, 4] -> [1, 6, 6, 4], 1296 MACs",
+        "op   1  net_depthwise_conv2d_1: [1, 6, 6, 4] -> [1, 6, 6, 4], 1296 MACs",
+        "op   2  net_dw_op2: [1, 6, 6, 4] -> [1, 6, 6, 4], 1296 MACs",
+    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(e["name"], e["files"], e["entry_point"]) for e in manifest["kernels"]] == [
+        (k, [f"{k}.c", f"{k}.h"], f"void {k}(const int8_t *input, int8_t *output)")
+        for k in kernels]
+    umbrella = (out / "dwgen_kernels.h").read_text()
+    assert [line for line in umbrella.splitlines() if line.startswith("#include")] == [
+        '#include "net_depthwise_conv2d.h" /* op 0 */', '#include "net_depthwise_conv2d_1.h" /* op 1 */',
+        '#include "net_dw_op2.h" /* op 2 */']
+    # Every identifier a kernel defines starts with the prefix (DWGEN_* are dwgen's shared macros).
+    for k in kernels:
+        for f in (f"{k}.c", f"{k}.h", f"{k}_vectors.h"):
+            text = (out / f).read_text()
+            defined = set(re.findall(r"#\s*define\s+(\w+)", text))
+            defined |= set(re.findall(r"^(?:static\s+)?(?:const\s+)?\w+\s+\**(\w+)\s*[\[(=]", text, re.M))
+            bad = {d for d in defined if not d.lower().startswith("net_") and not d.startswith("DWGEN_")}
+            assert not bad, (f, sorted(bad))
+
+
+def test_emit_model_refuses_name(capsys, keras_model, tmp_path):
+    code, out, err = run(capsys, ["emit", str(keras_model), "-o", str(tmp_path / "o"), "--name", "x"])
+    assert (code, out) == (2, "")
+    assert err == ("dwgen: error: --name applies to LAYER.json: the kernels of a model are named after their "
+                   "layers (`dwgen inspect` shows the names); use --prefix P to put P in front of every one\n")
+    code, out, err = run(capsys, ["check", str(keras_model), "--prefix", "a b"])
+    assert (code, out) == (2, "")
+    assert err == ("dwgen: error: --prefix 'a b': give the start of a C identifier: a letter, then letters, "
+                   "digits and '_' (e.g. --prefix kws_)\n")
+    assert not (tmp_path / "o2").exists()
+
+
+def test_check_uses_the_prefixed_names(capsys, keras_model):
+    pytest.importorskip("ai_edge_litert")
+    code, out, err = run(capsys, ["check", str(keras_model), "--prefix", "net_", "--json"])
+    assert code == 0
+    assert [layer["name"] for layer in json.loads(out)["layers"]] == [
+        "net_depthwise_conv2d", "net_depthwise_conv2d_1", "net_dw_op2"]
+
+
+def test_layer_file_prefix(capsys, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "kws_dw.json"
+    code, out, err = run(capsys, ["emit", str(example), "-o", str(tmp_path / "o"), "--prefix", "p_"])
+    assert (code, err) == (0, "")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["p_kws_dw1.c", "p_kws_dw1.h"]
+    code, out, err = run(capsys, ["emit", str(example), "-o", str(tmp_path / "o2"), "--prefix", "str",
+                                  "--name", "len"])
+    assert (code, out) == (2, "")
+    assert err == ("dwgen: error: name 'strlen' is taken by the C library: strlen is declared by <string.h>; "
+                   "choose another kernel name, e.g. strlen_dw\n")
