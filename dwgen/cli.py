@@ -346,11 +346,12 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
         for mk in kernels:
             x, source = model_input(model, mk.op, mk.as_written, mk.qlayer)
             vectors.append(make_vectors(mk.kernel, mk.qlayer, x, source))
+    prefix = args.prefix or ""
     paths = _write_outputs(args.output, files, args.force, [mk.kernel.name for mk in kernels], vectors,
-                           model_index=lambda d: index_files(kernels, src.name, args.target, d),
-                           hint="emit this model into another directory")
+                           model_index=lambda d: index_files(kernels, src.name, args.target, d, prefix),
+                           hint="give this model's kernels a --prefix or emit it into another directory")
     if args.json:
-        summary = manifest(kernels, src.name, args.target)
+        summary = manifest(kernels, src.name, args.target, prefix)
         summary["files"] = [str(p) for p in paths]
         summary["unsupported"] = [{"op": u.index, "reason": u.reason} for u in model.unsupported]
         print(json.dumps(summary, indent=2))

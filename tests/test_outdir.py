@@ -430,7 +430,7 @@ def test_concurrent_emits_into_one_directory(tmp_path):
 
 
 # -- the model index ---------------------------------------------------------------------------
-def test_model_emits_add_up_and_another_model_needs_force(tmp_path, capsys):
+def test_model_emits_add_up_and_other_models_join_them(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "3"]) == 0
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1,7"]) == 0
@@ -438,14 +438,23 @@ def test_model_emits_add_up_and_another_model_needs_force(tmp_path, capsys):
     assert [k["op_index"] for k in manifest["kernels"]] == [1, 3, 7]
     assert "#define DWGEN_KERNEL_COUNT 3" in (out / "dwgen_kernels.h").read_text()
     capsys.readouterr()
-    # Another model (here: the same file under another name) does not merge into it.
+    # Another model (here: the same file under another name) joins them, without --force...
     other = tmp_path / "other.tflite"
     shutil.copy(MODEL, other)
-    _fails(capsys, ["emit", str(other), "-o", str(out), "--only", "5"],
-           f"{out} already has dwgen_kernels.h, manifest.json: pass --force to overwrite")
-    assert main(["emit", str(other), "-o", str(out), "--only", "5", "--force"]) == 0
+    assert main(["emit", str(other), "-o", str(out), "--only", "5"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"] == "other.tflite" and [k["op_index"] for k in manifest["kernels"]] == [5]
+    assert [(m["model"], m["kernels"]) for m in manifest["models"]] == [
+        ("kws_dscnn.tflite", ["dw1_1", "dw2_1", "dw4_1"]), ("other.tflite", ["dw3_1"])]
+    assert "#define DWGEN_KERNEL_COUNT 4" in (out / "dwgen_kernels.h").read_text()
+    capsys.readouterr()
+    # ... but may not take a kernel name the first one uses, even with --force
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for force in ([], ["--force"]):
+        _fails(capsys, ["emit", str(other), "-o", str(out), "--only", "3", *force],
+               f"kernel 'dw2_1' of 'other.tflite' would replace the kernel of that name of 'kws_dscnn.tflite' in "
+               f"{out}: give one of the models a --prefix (e.g. --prefix other_) or emit it into another "
+               "directory; nothing was written")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_manifest_entries_of_deleted_kernels_are_dropped(tmp_path):
