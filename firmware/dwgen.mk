@@ -19,6 +19,11 @@
 #   DWGEN_OBJS      $(DWGEN_SRCS) as objects under DWGEN_OBJDIR (default build/dwgen),
 #                   with a pattern rule compiling them with $(CC) $(CFLAGS) $(DWGEN_CPPFLAGS)
 #
+# Several models emitted into one DWGEN_DIR (dwgen emit A.tflite -o DIR; dwgen emit
+# B.tflite -o DIR --prefix b_) are all compiled: DWGEN_SRCS is every kernel there, and
+# DIR/dwgen_kernels.h includes them all. Include this file anywhere in your Makefile: it
+# defines no target and leaves the default goal alone.
+#
 # The kernels are C99 and need only <stdint.h> and <stddef.h>; the DSP kernels
 # (--target cortex-m4/m7/m33/m55) need -mcpu for a core with the DSP extension.
 
