@@ -216,8 +216,9 @@ def _read_manifest(path: Path) -> list[dict] | None:
             return None
         if old_format:
             e = {"model": doc["model"], "prefix": "", "target": doc["target"], **e}
-        if not (isinstance(e.get("model"), str) and isinstance(e.get("prefix", ""), str)
-                and isinstance(e.get("target"), str)):
+        prefix = e.get("prefix", "")
+        if not (isinstance(e.get("model"), str) and isinstance(e.get("target"), str) and isinstance(prefix, str)
+                and (prefix == "" or re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,23}", prefix))):
             return None
         entries.append(e)
     return entries

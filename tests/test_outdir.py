@@ -473,3 +473,23 @@ def test_foreign_manifest_is_never_merged(tmp_path, capsys):
            f"{out} already has manifest.json: pass --force to overwrite")
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1", "--force"]) == 0
     assert [k["name"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == ["dw1_1"]
+
+
+def test_one_model_manifest_of_earlier_versions_is_read(tmp_path, capsys):
+    """The manifest format before several models shared a directory: its kernels are kept
+    as entries of its model; one whose prefix is no identifier is foreign."""
+    out = tmp_path / "out"
+    assert main(["emit", str(MODEL), "-o", str(out), "--only", "1"]) == 0
+    doc = json.loads((out / "manifest.json").read_text())
+    old = {"model": "kws_dscnn.tflite", "dwgen_version": "0.0.9", "target": "generic",
+           "kernels": [{k: v for k, v in e.items() if k not in ("model", "prefix", "target")} for e in doc["kernels"]]}
+    (out / "manifest.json").write_text(json.dumps(old))
+    assert main(["emit", str(MODEL), "-o", str(out), "--only", "3", "--target", "cortex-m4"]) == 0
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["models"] == [{"model": "kws_dscnn.tflite", "prefix": "", "kernels": ["dw1_1", "dw2_1"]}]
+    assert [(k["name"], k["target"]) for k in doc["kernels"]] == [("dw1_1", "generic"), ("dw2_1", "cortex-m4")]
+    doc["kernels"][0]["prefix"] = "x */\n#include <evil>"
+    (out / "manifest.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    _fails(capsys, ["emit", str(MODEL), "-o", str(out), "--only", "5"],
+           f"{out} already has dwgen_kernels.h, manifest.json: pass --force to overwrite")
