@@ -201,7 +201,7 @@ def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
     """A layer file's kernel name: --name (refused when it cannot be one) or the layer's
     name (renamed when it cannot be one), after --prefix."""
     from .names import MAX_NAME_LENGTH, avoid_reserved, check_c_name, sanitize_c_name
-    from .tflite_model import check_prefix
+    from .names import check_prefix
 
     prefix = check_prefix(args.prefix) if getattr(args, "prefix", None) is not None else ""
     if getattr(args, "name", None) is not None:
@@ -297,7 +297,8 @@ def _write_outputs(outdir: str, files: dict, force: bool, names: list, vectors=N
 
 
 def _read_model(path: Path, prefix: str | None = None):
-    from .tflite_model import check_prefix, read_model
+    from .names import check_prefix
+    from .tflite_model import read_model
 
     if prefix is not None:
         check_prefix(prefix)  # before the file is read: a bad argument is the first thing to say

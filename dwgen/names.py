@@ -245,6 +245,26 @@ def avoid_reserved(name: str, limit: int = MAX_NAME_LENGTH) -> str:
     raise AssertionError(f"cannot find a name for {name!r}")  # every rename step removes its problem
 
 
+#: Longest --prefix: the layer's part of a name keeps at least 24 characters.
+MAX_PREFIX_LENGTH = 24
+
+
+def check_prefix(prefix: str) -> str:
+    """A user-given name prefix (--prefix), refused with the reason when it cannot start a C name."""
+    shown = prefix if len(prefix) <= 40 else prefix[:37] + "..."
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", prefix):
+        raise DwgenError(f"--prefix {shown!r}: give the start of a C identifier: a letter, then letters, "
+                         "digits and '_' (e.g. --prefix kws_)")
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        raise DwgenError(f"--prefix {shown!r} is too long: at most {MAX_PREFIX_LENGTH} characters")
+    if "__" in prefix:
+        raise DwgenError(f"--prefix {shown!r}: names containing '__' are reserved in C++; use single underscores")
+    for start, why in _PREFIXES:
+        if prefix.lower().startswith(start):
+            raise DwgenError(f"--prefix {shown!r} starts with {start!r}: {why}")
+    return prefix
+
+
 # -- what a name derives --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Symbol:
@@ -415,6 +435,6 @@ def check_directory(names: Sequence[str], directory: str | Path, hint: str) -> N
 
 __all__ = [
     "C_HEADERS", "C_KEYWORDS", "CXX_KEYWORDS", "FIRMWARE_NAMES", "LIBRARY_NAMES", "MAX_NAME_LENGTH", "Problem", "Symbol",
-    "avoid_reserved", "check_c_name", "check_directory", "check_distinct", "kernel_symbols",
+    "MAX_PREFIX_LENGTH", "avoid_reserved", "check_c_name", "check_prefix", "check_directory", "check_distinct", "kernel_symbols",
     "kernels_in_directory", "name_problem", "sanitize_c_name", "unique_names",
 ]

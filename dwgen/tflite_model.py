@@ -64,7 +64,7 @@ import numpy as np
 
 from .errors import DwgenError, LayerSizeError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
-from .names import _PREFIXES as _RESERVED_PREFIXES, avoid_reserved, name_problem, unique_names
+from .names import avoid_reserved, check_prefix, name_problem, unique_names
 from .qlayer import QuantizedLayer
 from .quant import EffectiveScaleError, Quantization
 
@@ -1553,9 +1553,6 @@ _OTHER_LAYERS = frozenset(
     "activation batch_normalization re_lu relu conv2d conv1d dense add multiply dropout flatten "
     "zero_padding2d max_pooling2d average_pooling2d global_average_pooling2d".split()
 )
-# kept for callers of the previous rule
-_GENERIC_PARTS = _OP_PARTS
-_SERVING_NAMES = _SCOPE_PARTS
 
 
 def _stem(part: str) -> str:
@@ -1643,26 +1640,6 @@ def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> st
     return layer_name([name], fallback, limit)
 
 
-#: Longest --prefix: the layer's part of a name keeps at least 24 characters.
-MAX_PREFIX_LENGTH = 24
-
-
-def check_prefix(prefix: str) -> str:
-    """A user-given name prefix (--prefix), refused with the reason when it cannot start a C name."""
-    shown = prefix if len(prefix) <= 40 else prefix[:37] + "..."
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", prefix):
-        raise DwgenError(f"--prefix {shown!r}: give the start of a C identifier: a letter, then letters, "
-                         "digits and '_' (e.g. --prefix kws_)")
-    if len(prefix) > MAX_PREFIX_LENGTH:
-        raise DwgenError(f"--prefix {shown!r} is too long: at most {MAX_PREFIX_LENGTH} characters")
-    if "__" in prefix:
-        raise DwgenError(f"--prefix {shown!r}: names containing '__' are reserved in C++; use single underscores")
-    for start, why in _RESERVED_PREFIXES:
-        if prefix.lower().startswith(start):
-            raise DwgenError(f"--prefix {shown!r} starts with {start!r}: {why}")
-    return prefix
-
-
 def _op_label(op: DepthwiseOp) -> str:
     return f"op{op.index}" if op.subgraph == 0 else f"sg{op.subgraph}_op{op.index}"
 
@@ -1716,7 +1693,7 @@ def is_c_identifier(s: str) -> bool:
 
 __all__ = [
     "C_NAME_MAX", "DepthwiseOp", "MAX_KERNEL_SPAN", "MAX_TENSOR_ELEMENTS", "Model", "OpInfo", "Subgraph",
-    "TensorInfo", "UnsupportedOp", "assign_c_names", "c_comment_text", "c_identifier", "check_prefix",
+    "TensorInfo", "UnsupportedOp", "assign_c_names", "c_comment_text", "c_identifier",
     "is_c_identifier", "layer_name",
     "op_name", "read_model", "tensor_data",
 ]

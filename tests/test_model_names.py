@@ -13,7 +13,8 @@ import pytest
 from dwgen.cli import main
 from dwgen.errors import DwgenError
 from dwgen.names import check_c_name, name_problem
-from dwgen.tflite_model import assign_c_names, check_prefix, layer_name, read_model
+from dwgen.names import check_prefix
+from dwgen.tflite_model import assign_c_names, layer_name, read_model
 from helpers import tflite_writer
 
 W = tflite_writer()
