@@ -259,8 +259,8 @@ def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
                     suggestion = "m" + suggestion
                 raise DwgenError(
                     f"kernel {e['name']!r} of {_show_model(model_name, prefix)} would replace the kernel of that "
-                    f"name of {_show_model(*_model_key(e))} in {show(directory)}: give one of the models a "
-                    f"--prefix (e.g. --prefix {suggestion}_) or emit it into another directory; nothing was written")
+                    f"name of {_show_model(*_model_key(e))} in {show(directory)}: emit one of them with another "
+                    f"--prefix (e.g. --prefix {suggestion}_) or into another directory; nothing was written")
             if mine is None and all((directory / f).is_file() for f in e["files"]):
                 entries.append(e)
         regenerated.add(MANIFEST)

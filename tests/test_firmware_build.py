@@ -166,8 +166,8 @@ def test_a_name_clash_between_models_is_refused(tmp_path, capsys):
         assert main(["emit", str(copy), "-o", str(out), *argv]) == 2
         assert capsys.readouterr().err == (
             f"dwgen: error: kernel 'dw1_1' of 'kws_copy.tflite' would replace the kernel of that name of "
-            f"'kws_dscnn.tflite' in {out}: give one of the models a --prefix (e.g. --prefix kws_copy_) or emit it "
-            "into another directory; nothing was written\n")
+            f"'kws_dscnn.tflite' in {out}: emit one of them with another --prefix (e.g. --prefix kws_copy_) "
+            "or into another directory; nothing was written\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # Symbols colliding across models are refused as between any two kernels of a directory:
     # a layer conv_dw_1_1_input's include guard is conv_dw_1_1's input-height macro.

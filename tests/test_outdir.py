@@ -452,8 +452,8 @@ def test_model_emits_add_up_and_other_models_join_them(tmp_path, capsys):
     for force in ([], ["--force"]):
         _fails(capsys, ["emit", str(other), "-o", str(out), "--only", "3", *force],
                f"kernel 'dw2_1' of 'other.tflite' would replace the kernel of that name of 'kws_dscnn.tflite' in "
-               f"{out}: give one of the models a --prefix (e.g. --prefix other_) or emit it into another "
-               "directory; nothing was written")
+               f"{out}: emit one of them with another --prefix (e.g. --prefix other_) or "
+               "into another directory; nothing was written")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
