@@ -1558,7 +1558,7 @@ _OTHER_LAYERS = frozenset(
 def _stem(part: str) -> str:
     """A path part without its numbering: 'depthwise21' / 'conv2d_4' / 'Relu6' -> 'depthwise' /
     'conv2d' / 'relu'."""
-    return re.sub(r"(_?\d+)+$", "", part.lower())
+    return part.lower().rstrip("0123456789_")  # (no regex: a hostile name may be a megabyte of digits)
 
 
 def _parts(name: str) -> list[list[str]]:

@@ -116,6 +116,15 @@ def test_hostile_layer_names(raw, expected):
     assert name == expected and check_c_name(name) == name
 
 
+def test_names_are_read_in_linear_time():
+    import time
+
+    start = time.monotonic()
+    raw = ";".join(["model/" + "1" * 20000 + "a_" + "2" * 20000 + "/depthwise"] * 4)
+    (name,) = names_of(chain([raw]))
+    assert name == "t_" + "1" * 46 and time.monotonic() - start < 5
+
+
 def test_usual_firmware_globals_are_refused():
     for word in ("model", "g_model", "input", "output", "main", "model_tflite", "tensor_arena"):
         assert name_problem(word) is not None, word
