@@ -200,14 +200,12 @@ def _parser() -> argparse.ArgumentParser:
 def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
     """A layer file's kernel name: --name (refused when it cannot be one) or the layer's
     name (renamed when it cannot be one), after --prefix."""
-    from .names import MAX_NAME_LENGTH, avoid_reserved, check_c_name, sanitize_c_name
-    from .names import check_prefix
+    from .names import MAX_NAME_LENGTH, avoid_reserved, check_c_name, check_prefix, sanitize_c_name
 
     prefix = check_prefix(args.prefix) if getattr(args, "prefix", None) is not None else ""
     if getattr(args, "name", None) is not None:
         return check_c_name(prefix + args.name)
-    return avoid_reserved(prefix + sanitize_c_name(default_source, fallback="dw",
-                                                   limit=MAX_NAME_LENGTH - 8 - len(prefix), lowercase=True))
+    return avoid_reserved(prefix + sanitize_c_name(default_source, fallback="dw", limit=MAX_NAME_LENGTH - 8 - len(prefix)))
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
