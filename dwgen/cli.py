@@ -314,7 +314,7 @@ def _read_model(path: Path, prefix: str | None = None):
 
 
 def _emit_model(args: argparse.Namespace, src: Path) -> int:
-    from .model_emit import generate_model, index_files, manifest, parse_only
+    from .model_emit import generate_model, index_files, manifest, parse_only, prefix_header
 
     if args.name is not None:
         raise DwgenError("--name applies to LAYER.json: the kernels of a model are named after their layers "
@@ -361,7 +361,8 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
                   f"{g.macs} MACs")
         for u in model.unsupported:
             print(f"op {u.index:>3}  skipped: {u.reason}")
-        print(f"wrote {len(paths)} files to {args.output} (dwgen_kernels.h, manifest.json)")
+        index = ["dwgen_kernels.h", "manifest.json"] + ([prefix_header(prefix)] if prefix else [])
+        print(f"wrote {len(paths)} files to {args.output} ({', '.join(index)})")
     return 0
 
 

@@ -104,23 +104,37 @@ def _model_label(model: str, prefix: str) -> str:
     return c_comment_text(model) + (f" (--prefix {c_comment_text(prefix)})" if prefix else "")
 
 
-def _umbrella(entries: Sequence[dict]) -> str:
+def prefix_header(prefix: str) -> str:
+    """The header of every kernel emitted with `--prefix prefix`: `<prefix>dwgen_kernels.h`."""
+    return f"{prefix}{UMBRELLA}"
+
+
+def _umbrella(entries: Sequence[dict], prefix: str | None = None) -> str:
+    """dwgen_kernels.h (every entry), or with `prefix` the header of that prefix's kernels."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for e in entries:
         groups.setdefault(_model_key(e), []).append(e)
+    if prefix is None:
+        name, macro = UMBRELLA, "DWGEN_"
+        head = [f" * {name} - every depthwise kernel dwgen {__version__} generated into this directory,",
+                f" * for {_plural(len(groups), 'model')}. See manifest.json for op indices and tensor shapes."]
+    else:
+        name, macro = prefix_header(prefix), f"{prefix.upper()}DWGEN_"
+        head = [f" * {name} - every depthwise kernel dwgen {__version__} generated with --prefix {prefix},",
+                f" * for {_plural(len(groups), 'model')} ({UMBRELLA} includes those of every model in this directory).",
+                " * See manifest.json for op indices and tensor shapes."]
     lines = [
         "/*",
-        f" * {UMBRELLA} - every depthwise kernel dwgen {__version__} generated into this directory,",
-        f" * for {_plural(len(groups), 'model')}. See manifest.json for op indices and tensor shapes.",
+        *head,
         " */",
-        "#ifndef DWGEN_KERNELS_H",
-        "#define DWGEN_KERNELS_H",
+        f"#ifndef {macro}KERNELS_H",
+        f"#define {macro}KERNELS_H",
     ]
-    for (model, prefix), group in groups.items():
-        lines += ["", f"/* {_model_label(model, prefix)}: {_plural(len(group), 'kernel')} */"]
+    for (model, p), group in groups.items():
+        lines += ["", f"/* {_model_label(model, p)}: {_plural(len(group), 'kernel')} */"]
         for e in group:
             lines.append(f'#include "{e["name"]}.h" /* op {e["op_index"]} */')
-    lines += ["", f"#define DWGEN_KERNEL_COUNT {len(entries)}", "", "#endif /* DWGEN_KERNELS_H */", ""]
+    lines += ["", f"#define {macro}KERNEL_COUNT {len(entries)}", "", f"#endif /* {macro}KERNELS_H */", ""]
     return "\n".join(lines)
 
 
@@ -173,7 +187,8 @@ def directory_manifest(entries: Sequence[dict]) -> dict:
         models.setdefault(_model_key(e), []).append(e["name"])
     return {
         "dwgen_version": __version__,
-        "models": [{"model": m, "prefix": p, "kernels": names} for (m, p), names in models.items()],
+        "models": [{"model": m, "prefix": p, "header": prefix_header(p) if p else None, "kernels": names}
+                   for (m, p), names in models.items()],
         "kernels": list(entries),
     }
 
@@ -224,8 +239,8 @@ def _read_manifest(path: Path) -> list[dict] | None:
     return entries
 
 
-def _is_generated_umbrella(path: Path) -> bool:
-    head = f"/*\n * {UMBRELLA} - every depthwise kernel dwgen ".encode()
+def _is_generated_umbrella(path: Path, name: str = UMBRELLA) -> bool:
+    head = f"/*\n * {name} - every depthwise kernel dwgen ".encode()
     return read_head(path, len(head)) == head
 
 
@@ -271,8 +286,22 @@ def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
         UMBRELLA: _umbrella(doc["kernels"]),
         MANIFEST: json.dumps(doc, indent=2, ensure_ascii=True) + "\n",
     }
+    # <prefix>dwgen_kernels.h of every prefix in the directory must not be a kernel's file.
+    headers = {prefix_header(p): p for p in {e.get("prefix", "") for e in doc["kernels"]} if p}
+    for e in doc["kernels"]:
+        for f in e["files"]:
+            if f in headers:
+                raise DwgenError(
+                    f"kernel {e['name']!r} of {_show_model(*_model_key(e))} and the header of the kernels emitted "
+                    f"with --prefix {headers[f]} would both be {f}: emit one of the models with another --prefix; "
+                    "nothing was written")
+    if prefix:
+        header = prefix_header(prefix)
+        files[header] = _umbrella([e for e in doc["kernels"] if e.get("prefix", "") == prefix], prefix)
+        if directory is not None and _is_generated_umbrella(directory / header, header):
+            regenerated.add(header)
     return files, regenerated
 
 
-__all__ = ["MANIFEST", "UMBRELLA", "ModelKernel", "directory_manifest", "generate_model", "index_files",
+__all__ = ["MANIFEST", "UMBRELLA", "ModelKernel", "directory_manifest", "generate_model", "index_files", "prefix_header",
            "kernel_entries", "manifest", "output_files", "parse_only"]

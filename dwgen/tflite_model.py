@@ -1664,6 +1664,8 @@ def assign_c_names(ops: Sequence[DepthwiseOp], prefix: str = "") -> list[Depthwi
         if counts[b] > 1:
             suffix = f"_{_op_label(op)}"
             b = b[: limit - len(suffix)].rstrip("_") + suffix
+        if prefix and b.startswith("dwgen"):
+            b = f"dw_{b}"[:limit].rstrip("_")  # as without a prefix; and <prefix>dwgen_kernels.h stays free
         name = prefix + b
         problem = name_problem(name)
         if problem is not None:

@@ -100,12 +100,13 @@ def test_models_share_a_directory(tmp_path, capsys):
     out = _three_models(tmp_path, capsys)
     copies = ["copy_dw1_1", "copy_dw2_1"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{k}.{x}" for k in KWS_KERNELS + MN_KERNELS + copies for x in "ch"] + ["dwgen_kernels.h", "manifest.json"])
+        [f"{k}.{x}" for k in KWS_KERNELS + MN_KERNELS + copies for x in "ch"]
+        + ["copy_dwgen_kernels.h", "dwgen_kernels.h", "manifest.json"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"] == [
-        {"model": "kws_copy.tflite", "prefix": "copy_", "kernels": copies},
-        {"model": "kws_dscnn.tflite", "prefix": "", "kernels": KWS_KERNELS},
-        {"model": "mobilenet_tiny.tflite", "prefix": "", "kernels": MN_KERNELS},
+        {"model": "kws_copy.tflite", "prefix": "copy_", "header": "copy_dwgen_kernels.h", "kernels": copies},
+        {"model": "kws_dscnn.tflite", "prefix": "", "header": None, "kernels": KWS_KERNELS},
+        {"model": "mobilenet_tiny.tflite", "prefix": "", "header": None, "kernels": MN_KERNELS},
     ]
     assert [(k["model"], k["target"], k["name"]) for k in manifest["kernels"]] == (
         [("kws_copy.tflite", "cortex-m4", k) for k in copies]
@@ -141,6 +142,26 @@ def test_models_share_a_directory(tmp_path, capsys):
 #define DWGEN_KERNEL_COUNT 11
 
 #endif /* DWGEN_KERNELS_H */
+"""
+    # The prefix's own header: its kernels only, and regenerated without --force.
+    assert main(["emit", str(tmp_path / "kws_copy.tflite"), "-o", str(out), "--prefix", "copy_", "--only", "5"]) == 0
+    assert (out / "copy_dwgen_kernels.h").read_text() == f"""\
+/*
+ * copy_dwgen_kernels.h - every depthwise kernel dwgen {dwgen.__version__} generated with --prefix copy_,
+ * for 1 model (dwgen_kernels.h includes those of every model in this directory).
+ * See manifest.json for op indices and tensor shapes.
+ */
+#ifndef COPY_DWGEN_KERNELS_H
+#define COPY_DWGEN_KERNELS_H
+
+/* kws_copy.tflite (--prefix copy_): 3 kernels */
+#include "copy_dw1_1.h" /* op 1 */
+#include "copy_dw2_1.h" /* op 3 */
+#include "copy_dw3_1.h" /* op 5 */
+
+#define COPY_DWGEN_KERNEL_COUNT 3
+
+#endif /* COPY_DWGEN_KERNELS_H */
 """
 
 
@@ -182,6 +203,23 @@ def test_a_name_clash_between_models_is_refused(tmp_path, capsys):
         "input-height macro; give this model's kernels a --prefix or emit it into another directory\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert main(["emit", str(hostile), "-o", str(out), "--prefix", "h_"]) == 0
+    # A layer whose kernel would be a prefix's header (copy_dwgen_kernels.h), in either order.
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    clash = tmp_path / "clash.tflite"
+    clash.write_bytes(chain(["model/copy_dwgen_kernels/depthwise", "model/new_dwgen_kernels/depthwise"]))
+    message = ("kernel 'copy_dwgen_kernels' of 'clash.tflite' and the header of the kernels emitted with --prefix "
+               "copy_ would both be copy_dwgen_kernels.h: emit one of the models with another --prefix; nothing was "
+               "written")
+    assert main(["emit", str(clash), "-o", str(out), "--only", "0"]) == 2
+    assert capsys.readouterr().err == f"dwgen: error: {message}\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["emit", str(clash), "-o", str(out), "--only", "1"]) == 0
+    assert main(["emit", str(copy), "-o", str(out), "--prefix", "new_", "--only", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "dwgen: error: kernel 'new_dwgen_kernels' of 'clash.tflite' and the header of the kernels emitted with "
+        "--prefix new_ would both be new_dwgen_kernels.h: emit one of the models with another --prefix; nothing "
+        "was written\n")
 
 
 MULTI_MAIN = """#include "dwgen_kernels.h"

@@ -148,6 +148,8 @@ def test_prefix():
     # the prefix makes a C library name: renamed as any other
     assert names_of(data, "str") == ["strdepthwise_conv2d", "stra", "strdw_op2", "strstrlen"]
     assert names_of(chain(["model/len/depthwise"]), "str") == ["strlen_dw"]
+    # a layer named dwgen_*: dw_ in front, as without a prefix (p_dwgen_kernels.h is the prefix's header)
+    assert names_of(chain(["model/dwgen_kernels/depthwise"]), "p_") == ["p_dw_dwgen_kernels"]
     long = names_of(chain(["model/" + "y" * 60 + "/depthwise"]), "p" * 24)
     assert long == ["p" * 24 + "y" * 24]
 
@@ -222,7 +224,7 @@ def test_emit_prefix_on_every_symbol_and_file(capsys, keras_model, tmp_path):
     kernels = ["net_depthwise_conv2d", "net_depthwise_conv2d_1", "net_dw_op2"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{k}{ext}" for k in kernels for ext in (".c", ".h", "_vectors.h")]
-        + ["dwgen_kernels.h", "dwgen_test_main.c", "manifest.json"])
+        + ["dwgen_kernels.h", "dwgen_test_main.c", "manifest.json", "net_dwgen_kernels.h"])
     assert stdout.splitlines()[:3] == [
         "op   0  net_depthwise_conv2d: [1, 6, 6, 4] -> [1, 6, 6, 4], 1296 MACs",
         "op   1  net_depthwise_conv2d_1: [1, 6, 6, 4] -> [1, 6, 6, 4], 1296 MACs",
@@ -236,6 +238,16 @@ def test_emit_prefix_on_every_symbol_and_file(capsys, keras_model, tmp_path):
     assert [line for line in umbrella.splitlines() if line.startswith("#include")] == [
         '#include "net_depthwise_conv2d.h" /* op 0 */', '#include "net_depthwise_conv2d_1.h" /* op 1 */',
         '#include "net_dw_op2.h" /* op 2 */']
+    # the header of the prefix's kernels
+    header = (out / "net_dwgen_kernels.h").read_text()
+    assert [line for line in header.splitlines() if line.startswith("#")] == [
+        "#ifndef NET_DWGEN_KERNELS_H", "#define NET_DWGEN_KERNELS_H",
+        '#include "net_depthwise_conv2d.h" /* op 0 */', '#include "net_depthwise_conv2d_1.h" /* op 1 */',
+        '#include "net_dw_op2.h" /* op 2 */', "#define NET_DWGEN_KERNEL_COUNT 3", "#endif /* NET_DWGEN_KERNELS_H */"]
+    assert manifest["models"] == [{"model": "net.tflite", "prefix": "net_", "header": "net_dwgen_kernels.h",
+                                   "kernels": kernels}]
+    assert stdout.splitlines()[-1] == (f"wrote 13 files to {out} (dwgen_kernels.h, manifest.json, "
+                                       "net_dwgen_kernels.h)")
     # Every identifier a kernel defines starts with the prefix (DWGEN_* are dwgen's shared macros).
     for k in kernels:
         for f in (f"{k}.c", f"{k}.h", f"{k}_vectors.h"):

@@ -486,7 +486,7 @@ def test_one_model_manifest_of_earlier_versions_is_read(tmp_path, capsys):
     (out / "manifest.json").write_text(json.dumps(old))
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "3", "--target", "cortex-m4"]) == 0
     doc = json.loads((out / "manifest.json").read_text())
-    assert doc["models"] == [{"model": "kws_dscnn.tflite", "prefix": "", "kernels": ["dw1_1", "dw2_1"]}]
+    assert doc["models"] == [{"model": "kws_dscnn.tflite", "prefix": "", "header": None, "kernels": ["dw1_1", "dw2_1"]}]
     assert [(k["name"], k["target"]) for k in doc["kernels"]] == [("dw1_1", "generic"), ("dw2_1", "cortex-m4")]
     doc["kernels"][0]["prefix"] = "x */\n#include <evil>"
     (out / "manifest.json").write_text(json.dumps(doc))
