@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ class _VersionAction(argparse.Action):
         print(_version_string())
         parser.exit()
 
+
+PREFIX_HELP = ("put P in front of every kernel name, so of every symbol and file of the kernels "
+               "(e.g. --prefix kws_: kws_depthwise_conv2d.c, kws_depthwise_conv2d(), KWS_DEPTHWISE_CONV2D_*); "
+               "keeps the kernels of several models apart in one program or output directory")
+PREFIX_SAME = "the prefix `dwgen emit --prefix P` would give the kernel names (so they match the emitted ones)"
 
 OUTSIDE_FLAG = "--allow-outside-weights"
 OUTSIDE_HELP = ("LAYER.json: let its 'weights' path leave the layer file's directory (an absolute path, "
@@ -109,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("source", metavar="LAYER.json|MODEL.tflite",
                    help="layer description (Keras config + quantization + .npz weights) or a .tflite model")
     e.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory to write into (created if missing; locked while dwgen writes, so concurrent emits add up)")
-    e.add_argument("--name", help="kernel name: a C identifier (default: from the layer's Keras name)")
+    e.add_argument("--name", help="LAYER.json: kernel name, a C identifier (default: from the layer's Keras name); "
+                   "models name each kernel after its layer (see `dwgen inspect`)")
+    e.add_argument("--prefix", metavar="P", help=PREFIX_HELP)
     e.add_argument("--rounding", choices=("double", "single"), help="requantization rounding (default: the file's, else double)")
     e.add_argument("--layout", choices=("nhwc", "nchw"), help="memory layout of input and output (default: the layer's data_format)")
     e.add_argument("--weights", choices=("baked", "extern"), default="baked",
@@ -150,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         "the user wrote (1-D / channels_first patterns), and the ops dwgen cannot generate with the reason.",
     )
     i.add_argument("model", metavar="MODEL.tflite")
+    i.add_argument("--prefix", metavar="P", help=PREFIX_SAME)
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.set_defaults(func=cmd_inspect)
 
@@ -172,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
                    "default: random, seeded")
     c.add_argument("--seed", type=_seed, default=0, help="seed of the random input: a non-negative integer (default 0)")
     c.add_argument("--only", metavar="INDEX,...", help="only these op indices")
+    c.add_argument("--prefix", metavar="P", help=PREFIX_SAME)
     c.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
     c.set_defaults(func=cmd_check)
 
@@ -194,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cc-opt", default="O2", choices=("O2", "Os", "O3"), help="compiler optimization level (default O2)")
     b.add_argument("--compiler", choices=("gcc", "clang"), help="force arm-none-eabi-gcc or zig's clang")
     b.add_argument("--cmsis-nn", metavar="DIR", help="also build and measure the CMSIS-NN checkout in DIR")
+    b.add_argument("--prefix", metavar="P", help=PREFIX_SAME)
     b.add_argument(OUTSIDE_FLAG, action="store_true", help=OUTSIDE_HELP)
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--plot", metavar="FILE.png", help="write a bar chart of cycles/MAC (needs matplotlib)")
@@ -204,11 +215,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _kernel_name(args: argparse.Namespace, default_source: str) -> str:
-    from .names import check_c_name, sanitize_c_name
+    """A layer file's kernel name: --name (refused when it cannot be one) or the layer's
+    name (renamed when it cannot be one), after --prefix."""
+    from .names import MAX_NAME_LENGTH, avoid_reserved, check_c_name, check_prefix, sanitize_c_name
 
-    if args.name is not None:
-        return check_c_name(args.name)
-    return sanitize_c_name(default_source, fallback="dw")
+    prefix = check_prefix(args.prefix) if getattr(args, "prefix", None) is not None else ""
+    if getattr(args, "name", None) is not None:
+        return check_c_name(prefix + args.name)
+    return avoid_reserved(prefix + sanitize_c_name(default_source, fallback="dw", limit=MAX_NAME_LENGTH - 8 - len(prefix)))
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -297,9 +311,12 @@ def _write_outputs(outdir: str, files: dict, force: bool, names: list, vectors=N
     return write_files(outdir, files, force=force, index=index)
 
 
-def _read_model(path: Path):
+def _read_model(path: Path, prefix: str | None = None):
+    from .names import check_prefix
     from .tflite_model import read_model
 
+    if prefix is not None:
+        check_prefix(prefix)  # before the file is read: a bad argument is the first thing to say
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -307,19 +324,21 @@ def _read_model(path: Path):
     except OSError as exc:
         raise DwgenError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
     try:
-        return data, read_model(data)
+        model = read_model(data)
+        return data, model.named(prefix) if prefix else model
     except DwgenError as exc:
         raise DwgenError(f"{path}: {exc}") from None
 
 
 def _emit_model(args: argparse.Namespace, src: Path) -> int:
-    from .model_emit import generate_model, index_files, manifest, parse_only
+    from .model_emit import generate_model, index_files, manifest, parse_only, prefix_header
 
     if args.name is not None:
-        raise DwgenError("--name applies to LAYER.json; kernels from a model are named after their tensors")
+        raise DwgenError("--name applies to LAYER.json: the kernels of a model are named after their layers "
+                         "(`dwgen inspect` shows the names); use --prefix P to put P in front of every one")
     if args.layout is not None:
         raise DwgenError("--layout applies to LAYER.json; for a model use --as-written to get the user's layout")
-    _, model = _read_model(src)
+    _, model = _read_model(src, args.prefix)
     ops = parse_only(args.only, model)
     if args.test_vectors:
         from .testvectors import check_vector_budget
@@ -343,11 +362,12 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
         for mk in kernels:
             x, source = model_input(model, mk.op, mk.as_written, mk.qlayer)
             vectors.append(make_vectors(mk.kernel, mk.qlayer, x, source))
+    prefix = args.prefix or ""
     paths = _write_outputs(args.output, files, args.force, [mk.kernel.name for mk in kernels], vectors,
-                           model_index=lambda d: index_files(kernels, src.name, args.target, d),
-                           hint="emit this model into another directory")
+                           model_index=lambda d: index_files(kernels, src.name, args.target, d, prefix),
+                           hint="give this model's kernels a --prefix or emit it into another directory")
     if args.json:
-        summary = manifest(kernels, src.name, args.target)
+        summary = manifest(kernels, src.name, args.target, prefix)
         summary["files"] = [str(p) for p in paths]
         summary["unsupported"] = [{"op": u.index, "reason": u.reason} for u in model.unsupported]
         print(json.dumps(summary, indent=2))
@@ -358,7 +378,8 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
                   f"{g.macs} MACs")
         for u in model.unsupported:
             print(f"op {u.index:>3}  skipped: {u.reason}")
-        print(f"wrote {len(paths)} files to {args.output} (dwgen_kernels.h, manifest.json)")
+        index = ["dwgen_kernels.h", "manifest.json"] + ([prefix_header(prefix)] if prefix else [])
+        print(f"wrote {len(paths)} files to {args.output} ({', '.join(index)})")
     return 0
 
 
@@ -366,11 +387,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .report import inspect_table
 
     src = Path(args.model)
-    _, model = _read_model(src)
+    _, model = _read_model(src, args.prefix)
     if args.json:
         print(json.dumps({
             "model": src.name,
-            "depthwise": [op.describe() | {"macs": op.qlayer.geometry.macs,
+            "depthwise": [{"kernel": op.c_name} | op.describe() | {"macs": op.qlayer.geometry.macs,
                                             "weight_bytes": int(op.qlayer.weights.size + 4 * op.qlayer.bias.size)}
                           for op in model.depthwise],
             "unsupported": [u.describe() for u in model.unsupported],
@@ -386,7 +407,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .report import check_table
 
     src = Path(args.model)
-    data, model = _read_model(src)
+    data, model = _read_model(src, args.prefix)
     ops = parse_only(args.only, model)
     # header-first: an .npy claiming 10^13 elements is refused before anything is read
     inputs = model.random_inputs(args.seed) if args.inputs is None else load_inputs(args.inputs, model)
@@ -411,15 +432,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if bad or not targets:
         raise DwgenError(f"--target {args.target!r}: choose from {', '.join(TARGETS[1:])}")
     if args.suite is not None:
+        if args.prefix is not None:
+            raise DwgenError("--prefix applies to LAYER.json and MODEL.tflite; the --suite layers have fixed names")
         cases = suite_cases(args.suite)
     elif Path(args.source).suffix.lower() == ".tflite":
         src = Path(args.source)
-        _, model = _read_model(src)
+        _, model = _read_model(src, args.prefix)
         if not model.depthwise:
             raise DwgenError(f"{src}: the model has no depthwise layer dwgen can generate")
         cases = model_cases(src, model)
     else:
         cases = layerfile_cases(Path(args.source), allow_outside_weights=args.allow_outside_weights)
+        cases = [dataclasses.replace(c, name=_kernel_name(args, c.name)) for c in cases]
     if args.cmsis_nn is not None:
         from .cmsisnn import _check_dir
 

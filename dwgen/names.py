@@ -109,6 +109,26 @@ def _library_names() -> dict[str, str]:
 
 LIBRARY_NAMES: Mapping[str, str] = _library_names()
 
+
+def _firmware_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for where, words in (
+        ("the model array of TensorFlow Lite Micro's examples and of `xxd -i model.tflite`",
+         "model g_model model_data g_model_data model_tflite model_tflite_len g_model_len model_len"),
+        ("a usual name of a model's input or output buffer", "input output g_input g_output in out "
+         "input_data output_data"),
+        ("a usual global of TensorFlow Lite Micro applications", "interpreter g_interpreter tensor_arena "
+         "g_tensor_arena kTensorArenaSize op_resolver resolver micro_op_resolver error_reporter"),
+    ):
+        for w in words.split():
+            names.setdefault(w, where)
+    return names
+
+
+#: Globals firmware usually defines next to the kernels: a kernel `model` would clash with
+#: the model array (`'const void* model' redeclared as different kind of entity`).
+FIRMWARE_NAMES: Mapping[str, str] = _firmware_names()
+
 #: C standard headers: a kernel `string` would write string.h, and `#include <string.h>` in
 #: code built with `-I OUTDIR` would find it before the C library's.
 C_HEADERS = frozenset(
@@ -165,6 +185,8 @@ def name_problem(name: str) -> Problem | None:
             return Problem(f"starts with '{prefix}': {why}", "prefix")
     if name in LIBRARY_NAMES:
         return Problem(f"is taken by the C library: {name} is {LIBRARY_NAMES[name]}", "suffix")
+    if name in FIRMWARE_NAMES:
+        return Problem(f"is a usual global of firmware: {name} is {FIRMWARE_NAMES[name]}", "suffix")
     if lower in C_HEADERS:
         return Problem(f"would write {name}.h, which hides the C library's <{lower}.h> from code built "
                        "with -I OUTDIR", "suffix")
@@ -221,6 +243,26 @@ def avoid_reserved(name: str, limit: int = MAX_NAME_LENGTH) -> str:
             if not name or name[0].isdigit():
                 name = f"dw_{name}"[:limit].rstrip("_")
     raise AssertionError(f"cannot find a name for {name!r}")  # every rename step removes its problem
+
+
+#: Longest --prefix: the layer's part of a name keeps at least 24 characters.
+MAX_PREFIX_LENGTH = 24
+
+
+def check_prefix(prefix: str) -> str:
+    """A user-given name prefix (--prefix), refused with the reason when it cannot start a C name."""
+    shown = prefix if len(prefix) <= 40 else prefix[:37] + "..."
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", prefix):
+        raise DwgenError(f"--prefix {shown!r}: give the start of a C identifier: a letter, then letters, "
+                         "digits and '_' (e.g. --prefix kws_)")
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        raise DwgenError(f"--prefix {shown!r} is too long: at most {MAX_PREFIX_LENGTH} characters")
+    if "__" in prefix:
+        raise DwgenError(f"--prefix {shown!r}: names containing '__' are reserved in C++; use single underscores")
+    for start, why in _PREFIXES:
+        if prefix.lower().startswith(start):
+            raise DwgenError(f"--prefix {shown!r} starts with {start!r}: {why}")
+    return prefix
 
 
 # -- what a name derives --------------------------------------------------------------------------
@@ -392,7 +434,7 @@ def check_directory(names: Sequence[str], directory: str | Path, hint: str) -> N
 
 
 __all__ = [
-    "C_HEADERS", "C_KEYWORDS", "CXX_KEYWORDS", "LIBRARY_NAMES", "MAX_NAME_LENGTH", "Problem", "Symbol",
-    "avoid_reserved", "check_c_name", "check_directory", "check_distinct", "kernel_symbols",
+    "C_HEADERS", "C_KEYWORDS", "CXX_KEYWORDS", "FIRMWARE_NAMES", "LIBRARY_NAMES", "MAX_NAME_LENGTH", "Problem", "Symbol",
+    "MAX_PREFIX_LENGTH", "avoid_reserved", "check_c_name", "check_prefix", "check_directory", "check_distinct", "kernel_symbols",
     "kernels_in_directory", "name_problem", "sanitize_c_name", "unique_names",
 ]

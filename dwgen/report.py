@@ -36,7 +36,7 @@ def inspect_table(model, model_name: str) -> str:
                    "channels_first": "DepthwiseConv2D(channels_first)", "dilated": "DepthwiseConv2D(dilated)"}
         rows.append([
             op.index,
-            op.display_name[:40],
+            op.c_name,
             f"{_shape(g.input_shape)} -> {_shape(g.output_shape)}",
             _pair(layer.kernel_size),
             _pair(layer.strides),
@@ -49,7 +49,7 @@ def inspect_table(model, model_name: str) -> str:
             f"{ql.weights.size + 4 * ql.bias.size:,}",
             written.get(op.pattern, op.pattern),
         ])
-    headers = ["op", "output tensor", "input -> output (NHWC)", "kernel", "stride", "dilation",
+    headers = ["op", "kernel", "input -> output (NHWC)", "ksize", "stride", "dilation",
                "padding t,l,b,r", "M", "activation", "quantization in/out", "MACs", "weight B", "as written"]
     out = [f"{model_name}: {len(model.depthwise)} depthwise layer(s) dwgen can generate"]
     if rows:

@@ -58,13 +58,13 @@ import re
 import struct
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import DwgenError, LayerSizeError, ModelError
 from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
-from .names import avoid_reserved, name_problem, unique_names
+from .names import avoid_reserved, check_prefix, name_problem, unique_names
 from .qlayer import QuantizedLayer
 from .quant import EffectiveScaleError, Quantization
 
@@ -540,6 +540,12 @@ class Model:
     unsupported: list[UnsupportedOp]
     _data: bytes = field(repr=False)
     _buffers: tuple[tuple[int, int] | None, ...] = field(repr=False)
+
+    def named(self, prefix: str = "") -> "Model":
+        """The model with every kernel name starting with `prefix` (see `assign_c_names`)."""
+        if not prefix:
+            return self
+        return dataclasses.replace(self, depthwise=assign_c_names(self.depthwise, prefix))
 
     def tensor(self, index: int, subgraph: int = 0) -> TensorInfo:
         try:
@@ -1522,57 +1528,161 @@ class _Graph:
 
 
 # -- C names ------------------------------------------------------------------------------------
-_GENERIC_PARTS = frozenset(
-    "depthwise biasadd relu relu6 relu_n1_to_1 conv2d squeeze expanddims reshape transpose add "
-    "readvariableop batchnorm mul mul_1 add_1 batchtospacend spacetobatchnd activation bias "
-    "statefulpartitionedcall partitionedcall identity".split()
+# A converter names a tensor after the TF ops it was fused from, ';'-separated, each a scope
+# path: "model/activation_5/Relu;model/batch_normalization_5/FusedBatchNormV3;
+# model/depthwise_conv2d_2/depthwise;model/depthwise_conv2d_2/BiasAdd;...". The depthwise
+# layer is the scope of the "depthwise" op (TF's DepthwiseConv2dNative); the other parts
+# name the layers fused into it (batch norm, activation) or, now and then, an unrelated
+# layer whose constant the converter shared ("model/depthwise_conv2d_3/depthwise" in the
+# name of op 5 of MLPerf Tiny's VWW, "functional_1/conv2d_4/Conv2D" all over KWS).
+#: Path parts that name a TF op or a variable, not a layer (compared without trailing digits).
+_OP_PARTS = frozenset(
+    "depthwise biasadd relu relu_n1_to_1 relu6 conv2d conv1d squeeze expanddims reshape transpose add "
+    "readvariableop resource batchnorm fusedbatchnorm fusedbatchnormv fusedbatchnormv3 mul sub "
+    "batchtospacend spacetobatchnd bias identity filter kernel weights weight depthwise_kernel "
+    "value values clip_by_value minimum maximum".split()
+)
+#: Scopes every tensor of a model shares, and the names of a serving signature.
+_SCOPE_PARTS = frozenset(
+    "model functional sequential statefulpartitionedcall partitionedcall serving_default serving "
+    "input output output_0 x y tfl".split()
+)
+#: Keras' default names of the layers a converter fuses into a depthwise op (or shares a
+#: constant with): never the depthwise layer's own name.
+_OTHER_LAYERS = frozenset(
+    "activation batch_normalization re_lu relu conv2d conv1d dense add multiply dropout flatten "
+    "zero_padding2d max_pooling2d average_pooling2d global_average_pooling2d".split()
 )
 
 
-_SERVING_NAMES = frozenset({"serving_default", "output", "output_0", "input", "identity", "x", "y"})
+def _stem(part: str) -> str:
+    """A path part without its numbering: 'depthwise21' / 'conv2d_4' / 'Relu6' -> 'depthwise' /
+    'conv2d' / 'relu'."""
+    return part.lower().rstrip("0123456789_")  # (no regex: a hostile name may be a megabyte of digits)
 
 
-def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> str:
-    """A C identifier derived from a tensor name (not yet de-duplicated).
+def _parts(name: str) -> list[list[str]]:
+    return [[c for c in re.split(r"[/:]", seg) if c] for seg in name.split(";")]
 
-    Takes the first ';'-separated part of a converter name, its last path component that
-    is not a generic op name ("depthwise", "BiasAdd", "Relu6", ...), folds it to
-    lowercase ASCII letters, digits and '_' and bounds its length; `fallback` when
-    nothing meaningful is left (e.g. "StatefulPartitionedCall_1:0", the name a model
-    output gets). Never starts with a digit or '_', and a name `dwgen.names` refuses (a
-    keyword, a C library name, a dwgen or CMSIS prefix) is renamed the way it says.
-    """
-    seg = name.split(";")[0]
-    parts = [p for p in re.split(r"[/:]", seg) if p]
-    while len(parts) > 1 and re.sub(r"_?\d+$", "", parts[-1].lower()) in _GENERIC_PARTS | {""}:
-        parts.pop()
-    base = parts[-1] if parts else ""
-    s = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii").lower()
+
+def _depthwise_scopes(names: Sequence[str]) -> list[str]:
+    """The scopes of the "depthwise" ops in `names`, the most frequent first (ties: first seen)."""
+    seen: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for name in names:
+        for comps in _parts(name):
+            for i, c in enumerate(comps):
+                if i > 0:
+                    count[c] = count.get(c, 0) + 1
+                if i > 0 and _stem(c) == "depthwise":
+                    scope = comps[i - 1]
+                    if _stem(scope) not in _OP_PARTS and not _is_scope(_stem(scope)) and scope not in seen:
+                        seen[scope] = len(seen)
+    return sorted(seen, key=lambda s: (-count.get(s, 0), seen[s]))
+
+
+def _layer_part(name: str) -> str:
+    """The first path part of `name` that may name a layer: not an op or variable (Relu6,
+    BiasAdd, ...), a shared scope (model, functional_1, ...) or a fused layer (activation_3)."""
+    for comps in _parts(name):
+        for c in reversed(comps):
+            st = _stem(c)
+            if not st or st in _OP_PARTS:
+                continue
+            if _is_scope(st) or st in _OTHER_LAYERS:
+                break  # an outer scope: this part names no layer of its own
+            return c
+    return ""
+
+
+def _fold(raw: str, fallback: str, limit: int, reserve: bool = True) -> str:
+    s = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii").lower()
     s = re.sub(r"[^a-z0-9]+", "_", s).strip("_")
-    if not s or s in _GENERIC_PARTS or re.sub(r"_?\d+$", "", s) in _GENERIC_PARTS | _SERVING_NAMES:
+    if not s or _stem(s) in _OP_PARTS or _is_scope(_stem(s)):
         s = fallback
     if not s:
         return ""
     if s[0].isdigit():
         s = "t_" + s
     s = s[:limit].rstrip("_")
-    return avoid_reserved(s, limit)
+    return avoid_reserved(s, limit) if reserve else s
+
+
+def _is_scope(stem: str) -> bool:
+    return stem in _SCOPE_PARTS or stem.startswith("serving_default")
+
+
+def layer_name(names: Sequence[str], fallback: str = "", limit: int = C_NAME_MAX, reserve: bool = True) -> str:
+    """A C identifier for the layer an op's tensor names (output first, then filter) point at.
+
+    The scope of a "depthwise" op wins (the Keras layer: "model/depthwise_conv2d_3/depthwise"
+    -> depthwise_conv2d_3), the one named most often when the names hold several; else the
+    first path part that is not an op, variable, shared scope or fused layer, output name
+    first; else `fallback`. Folded to lowercase ASCII letters, digits and '_', bounded to
+    `limit`, never starting with a digit or '_', and renamed the way `dwgen.names` says
+    when it refuses the name (a keyword, a C library name, a usual firmware global such as
+    `model` or `input`, a dwgen or CMSIS prefix) unless `reserve` is False (a prefix goes
+    in front: the whole name is checked then).
+    """
+    for scope in _depthwise_scopes(names):
+        s = _fold(scope, "", limit, reserve)
+        if s:
+            return s
+    for name in names:
+        s = _fold(_layer_part(name), "", limit, reserve)
+        if s:
+            return s
+    return _fold("", fallback, limit, reserve) if fallback else ""
+
+
+def c_identifier(name: str, fallback: str = "dw", limit: int = C_NAME_MAX) -> str:
+    """`layer_name` of one tensor name (not yet de-duplicated)."""
+    return layer_name([name], fallback, limit)
+
+
+def _op_label(op: DepthwiseOp) -> str:
+    return f"op{op.index}" if op.subgraph == 0 else f"sg{op.subgraph}_op{op.index}"
+
+
+def assign_c_names(ops: Sequence[DepthwiseOp], prefix: str = "") -> list[DepthwiseOp]:
+    """`ops` with their kernel names: `prefix` + the layer's name (`layer_name` of the output,
+    then the filter tensor's name), or `prefix` + `dw_op<N>`. Layers sharing a name are told
+    apart by their op index (`depthwise_conv2d_op3`, `depthwise_conv2d_op5`), and a name whose
+    symbols collide with an earlier one's gets `_2`, `_3`, ...; the names depend only on the
+    model (not on an --only selection) and are the same on every run."""
+    if prefix:
+        check_prefix(prefix)
+    limit = C_NAME_MAX - len(prefix)
+    bases = [layer_name([op.output_name, op.filter_name], f"dw_{_op_label(op)}", limit, reserve=False)
+             for op in ops]
+    counts: dict[str, int] = {}
+    for b in bases:
+        counts[b] = counts.get(b, 0) + 1
+    wanted, shared = [], []
+    for op, b in zip(ops, bases):
+        shared.append(counts[b] > 1)
+        if counts[b] > 1:
+            suffix = f"_{_op_label(op)}"
+            b = b[: limit - len(suffix)].rstrip("_") + suffix
+        if prefix and b.startswith("dwgen"):
+            b = f"dw_{b}"[:limit].rstrip("_")  # as without a prefix; and <prefix>dwgen_kernels.h stays free
+        name = prefix + b
+        problem = name_problem(name)
+        if problem is not None:
+            if prefix and problem.rename != "suffix":
+                raise DwgenError(f"--prefix {prefix!r} makes op {op.index}'s kernel name {name!r}, which "
+                                 f"{problem.reason}; choose another prefix")
+            name = avoid_reserved(name)
+        wanted.append(name)
+    # A layer's own name goes before a name made with an op index (a layer really called
+    # dw_op1 keeps it), then graph order.
+    order = sorted(range(len(ops)), key=lambda i: (shared[i], i))
+    names = dict(zip(order, unique_names([wanted[i] for i in order], limit=C_NAME_MAX)))
+    return [dataclasses.replace(op, c_name=names[i]) for i, op in enumerate(ops)]
 
 
 def _assign_c_names(ops: list[DepthwiseOp]) -> list[DepthwiseOp]:
-    bases = []
-    for op in ops:
-        fallback = f"dw_op{op.index}" if op.subgraph == 0 else f"dw_sg{op.subgraph}_op{op.index}"
-        # The output tensor names the layer; a model output is named after the serving
-        # signature instead, and then the filter's name (".../<layer>/depthwise") does.
-        base = c_identifier(op.output_name, "")
-        if not base:
-            base = c_identifier(op.filter_name, fallback)
-        bases.append(base)
-    # Unique over every depthwise op of the model (not just an --only selection), so a
-    # kernel's name never depends on which others are emitted with it.
-    names = unique_names(bases, limit=C_NAME_MAX)
-    return [dataclasses.replace(op, c_name=name) for op, name in zip(ops, names)]
+    return assign_c_names(ops)
 
 
 _C_IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -1585,6 +1695,7 @@ def is_c_identifier(s: str) -> bool:
 
 __all__ = [
     "C_NAME_MAX", "DepthwiseOp", "MAX_KERNEL_SPAN", "MAX_TENSOR_ELEMENTS", "Model", "OpInfo", "Subgraph",
-    "TensorInfo", "UnsupportedOp", "c_comment_text", "c_identifier", "is_c_identifier",
+    "TensorInfo", "UnsupportedOp", "assign_c_names", "c_comment_text", "c_identifier",
+    "is_c_identifier", "layer_name",
     "op_name", "read_model", "tensor_data",
 ]

@@ -19,6 +19,11 @@
 #   DWGEN_OBJS      $(DWGEN_SRCS) as objects under DWGEN_OBJDIR (default build/dwgen),
 #                   with a pattern rule compiling them with $(CC) $(CFLAGS) $(DWGEN_CPPFLAGS)
 #
+# Several models emitted into one DWGEN_DIR (dwgen emit A.tflite -o DIR; dwgen emit
+# B.tflite -o DIR --prefix b_) are all compiled: DWGEN_SRCS is every kernel there, and
+# DIR/dwgen_kernels.h includes them all. Include this file anywhere in your Makefile: it
+# defines no target and leaves the default goal alone.
+#
 # The kernels are C99 and need only <stdint.h> and <stddef.h>; the DSP kernels
 # (--target cortex-m4/m7/m33/m55) need -mcpu for a core with the DSP extension.
 
@@ -44,8 +49,17 @@ endif
 DWGEN_CPPFLAGS := -I$(DWGEN_DIR) $(DWGEN_CMSIS_NN_DEFINE)
 DWGEN_OBJS := $(patsubst $(DWGEN_DIR)/%.c,$(DWGEN_OBJDIR)/%.o,$(DWGEN_SRCS))
 
+# This file defines no target of its own, and the dependency files the compiler writes
+# (build/dwgen/x.o: ... x.h) must not become the default goal either: included before the
+# firmware's first rule, the first of them would, and a plain `make` would then only
+# bring that object up to date and never relink the image. So the default goal is put
+# back as it was (empty: the next target the including Makefile defines).
+_dwgen_default_goal := $(.DEFAULT_GOAL)
+
 $(DWGEN_OBJDIR)/%.o: $(DWGEN_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DWGEN_CPPFLAGS) -MMD -MP -c $< -o $@
 
 -include $(DWGEN_OBJS:.o=.d)
+
+.DEFAULT_GOAL := $(_dwgen_default_goal)

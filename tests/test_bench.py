@@ -129,17 +129,18 @@ def test_bench_layer_json_two_targets(capsys):
 
 def test_bench_table_and_plot(capsys, tmp_path):
     png = tmp_path / "bench.png"
-    code, out, _ = _bench(capsys, [str(FIXTURES / "mobilenet_tiny.tflite"), "--plot", str(png)])
+    # --prefix: the layers are named as `dwgen emit --prefix mn_` names their kernels
+    code, out, _ = _bench(capsys, [str(FIXTURES / "mobilenet_tiny.tflite"), "--plot", str(png), "--prefix", "mn_"])
     assert code == 0
     assert out.startswith("target cortex-m4: ")
-    assert "geometric-mean speed-up:" in out and "conv_dw_5_relu_1" in out
+    assert "geometric-mean speed-up:" in out and "mn_conv_dw_5_1" in out
     total = re.search(r"^total over (\d+) layer\(s\): ([\d,]+) MACs, ([\d,]+) M4 cycles \(([\d.]+) c/MAC, ([\d.]+) ms "
                       r"at 100 MHz\)$", out, re.M)
     memory = re.search(r"^memory: peak stack ([\d,]+) B, scratch 0 B$", out, re.M)
     flash = re.search(r"^flash: \.text ([\d,]+) B \+ \.rodata ([\d,]+) B; the layers' weights and bias "
                       r"\(int8, int32\) are ([\d,]+) B, \.rodata is ([\d.]+)x that$", out, re.M)
     assert total and flash and memory, out
-    rows = [line.split() for line in out.splitlines() if re.match(r"^conv_dw\S* ", line)]
+    rows = [line.split() for line in out.splitlines() if re.match(r"^mn_conv_dw\S* ", line)]
     assert int(total[1]) == len(rows) > 1
     assert int(total[2].replace(",", "")) == sum(int(r[1].replace(",", "")) for r in rows)
     assert float(total[5]) == round(int(total[3].replace(",", "")) / 1e5, 2)
@@ -184,6 +185,10 @@ def test_bench_against_real_cmsis_nn(capsys):
         (["/nonexistent.json"], "no such file"),
         ([str(EXAMPLE), "--clock-mhz", "0"], "--clock-mhz '0': give the core clock in MHz, a number such as 80 or 168"),
         ([str(EXAMPLE), "--clock-mhz", "fast"], "--clock-mhz 'fast': give the core clock in MHz"),
+        (["--suite", "mlperf-tiny", "--prefix", "p_"],
+         "--prefix applies to LAYER.json and MODEL.tflite; the --suite layers have fixed names"),
+        ([str(FIXTURES / "mobilenet_tiny.tflite"), "--prefix", "arm_"], "--prefix 'arm_' starts with 'arm_'"),
+        ([str(EXAMPLE), "--prefix", "-"], "--prefix '-': give the start of a C identifier"),
     ],
 )
 def test_bench_bad_arguments(capsys, argv, message):

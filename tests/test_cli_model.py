@@ -58,7 +58,7 @@ def test_check_table_and_progress(capsys):
         + " (BUILTIN_REF) on host"
     )
     assert out.rstrip().endswith("PASS")
-    assert "checking 4/4: dw4_relu_1" in err
+    assert "checking 4/4: dw4_1" in err
 
 
 def test_check_with_given_inputs(capsys, tmp_path):

@@ -163,7 +163,7 @@ def test_every_kernel_has_vectors_and_is_in_the_main(emitted):
     kernels = sorted(p.stem for p in out.glob("*.c") if p.name != testvectors.MAIN_FILE)
     assert names == kernels
     assert len(kernels) == 5 + 4 + 5 + len(class_layers())  # layer files, kws_dscnn, mobilenet_tiny, tiles
-    assert {"dw1_relu_1", "dw2_relu_1", "dw3_relu_1", "dw4_relu_1"} <= set(names)
+    assert {"dw1_1", "dw2_1", "dw3_1", "dw4_1"} <= set(names)
     text = (out / testvectors.MAIN_FILE).read_text()
     for n in names:
         assert f'#include "{n}_vectors.h"' in text
@@ -289,14 +289,14 @@ def test_corrupted_expected_output_fails_the_image(emitted, tmp_path):
     src, names = emitted["cortex-m4"]
     kernels = tmp_path / "kernels"
     shutil.copytree(src, kernels)
-    _corrupt_expected(kernels / "dw2_relu_1_vectors.h", "dw2_relu_1")
+    _corrupt_expected(kernels / "dw2_1_vectors.h", "dw2_1")
     for board in ("mps2-an386", "mps2-an500"):
         run = _qemu(_make(kernels, board, tmp_path / board), board)
         assert run.returncode == 1, run.stdout + run.stderr
         verdicts = _verdicts(run.stdout)
-        assert verdicts.pop("dw2_relu_1") == "FAIL"
-        assert verdicts == {n: "PASS" for n in names if n != "dw2_relu_1"}
-        assert re.search(r"^FAIL dw2_relu_1: 1 of 8000 bytes differ, first at byte 0: got -?\d+, want -?\d+$",
+        assert verdicts.pop("dw2_1") == "FAIL"
+        assert verdicts == {n: "PASS" for n in names if n != "dw2_1"}
+        assert re.search(r"^FAIL dw2_1: 1 of 8000 bytes differ, first at byte 0: got -?\d+, want -?\d+$",
                          run.stdout, re.M), run.stdout
         assert f"dwgen: 1 of {len(names)} kernels FAILED" in run.stdout
 
@@ -340,7 +340,7 @@ def test_vectors_are_deterministic_and_main_is_regenerated(emitted, tmp_path):
     out = tmp_path / "out"
     _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(out), "--test-vectors", "--only", "3"])
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert sorted(first) == ["dw2_relu_1.c", "dw2_relu_1.h", "dw2_relu_1_vectors.h", "dwgen_kernels.h",
+    assert sorted(first) == ["dw2_1.c", "dw2_1.h", "dw2_1_vectors.h", "dwgen_kernels.h",
                              "dwgen_test_main.c", "manifest.json"]
     again = tmp_path / "again"
     _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(again), "--test-vectors", "--only", "3"])
@@ -349,7 +349,7 @@ def test_vectors_are_deterministic_and_main_is_regenerated(emitted, tmp_path):
     # now runs both kernels ...
     _emit(["emit", str(ROOT / "examples" / "kws_dw.json"), "-o", str(out), "--test-vectors"])
     main_c = (out / testvectors.MAIN_FILE).read_text()
-    assert '#include "dw2_relu_1_vectors.h"' in main_c and '#include "kws_dw1_vectors.h"' in main_c
+    assert '#include "dw2_1_vectors.h"' in main_c and '#include "kws_dw1_vectors.h"' in main_c
     # ... but any other existing file still needs --force, and nothing is written without it.
     assert main(["emit", str(ROOT / "examples" / "kws_dw.json"), "-o", str(out), "--test-vectors"]) == 2
     assert (out / testvectors.MAIN_FILE).read_text() == main_c
@@ -382,7 +382,7 @@ def test_example_project_runs_as_documented(tmp_path):
     kernels = tmp_path / "kernels"
     _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(kernels), "--target", "cortex-m4",
            "--test-vectors"])
-    names = ["dw1_relu_1", "dw2_relu_1", "dw3_relu_1", "dw4_relu_1"]
+    names = ["dw1_1", "dw2_1", "dw3_1", "dw4_1"]
     r = subprocess.run(["make", "-C", str(example), f"KERNELS={kernels}", f"BUILD={tmp_path / 'make'}", "-j2"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -257,8 +257,10 @@ def _model_with_outputs(*tensor_names: str) -> bytes:
 def test_model_names_that_collide_are_renamed(tmp_path):
     data = _model_with_outputs("conv", "conv_input", "printf", "dwgen_kernels", "conv_input")
     model = read_model(data)
-    assert [op.c_name for op in model.depthwise] == ["conv", "conv_input_2", "printf_dw", "dw_dwgen_kernels",
-                                                     "conv_input_3"]
+    # the two layers named conv_input are told apart by op index, which also keeps them clear of
+    # conv's CONV_INPUT_H
+    assert [op.c_name for op in model.depthwise] == ["conv", "conv_input_op1", "printf_dw", "dw_dwgen_kernels",
+                                                     "conv_input_op4"]
     assert [op.c_name for op in read_model(data).depthwise] == [op.c_name for op in model.depthwise]
     path = tmp_path / "m.tflite"
     path.write_bytes(data)
@@ -266,8 +268,8 @@ def test_model_names_that_collide_are_renamed(tmp_path):
     assert main(["emit", str(path), "-o", str(out), "--test-vectors"]) == 0
     umbrella = (out / "dwgen_kernels.h").read_text()
     assert umbrella.startswith("/*\n * dwgen_kernels.h - every depthwise kernel dwgen")
-    assert all(f'#include "{n}.h"' in umbrella for n in ("conv", "conv_input_2", "printf_dw", "dw_dwgen_kernels",
-                                                       "conv_input_3"))
+    assert all(f'#include "{n}.h"' in umbrella for n in ("conv", "conv_input_op1", "printf_dw", "dw_dwgen_kernels",
+                                                       "conv_input_op4"))
 
 
 def test_colliding_names_really_break_the_build(tmp_path):

@@ -405,7 +405,7 @@ def test_concurrent_emits_into_one_directory(tmp_path):
     test main lists all four kernels and the manifest and umbrella all three ops."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     runs = [[str(MODEL), "--only", "1"], [str(MODEL), "--only", "3"], [str(MODEL), "--only", "5"], [str(EXAMPLE)]]
-    kernels = ["dw1_relu_1", "dw2_relu_1", "dw3_relu_1", "kws_dw1"]
+    kernels = ["dw1_1", "dw2_1", "dw3_1", "kws_dw1"]
     for rnd in range(4):
         out = tmp_path / f"round{rnd}"
         if rnd % 2:
@@ -430,7 +430,7 @@ def test_concurrent_emits_into_one_directory(tmp_path):
 
 
 # -- the model index ---------------------------------------------------------------------------
-def test_model_emits_add_up_and_another_model_needs_force(tmp_path, capsys):
+def test_model_emits_add_up_and_other_models_join_them(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "3"]) == 0
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1,7"]) == 0
@@ -438,20 +438,29 @@ def test_model_emits_add_up_and_another_model_needs_force(tmp_path, capsys):
     assert [k["op_index"] for k in manifest["kernels"]] == [1, 3, 7]
     assert "#define DWGEN_KERNEL_COUNT 3" in (out / "dwgen_kernels.h").read_text()
     capsys.readouterr()
-    # Another model (here: the same file under another name) does not merge into it.
+    # Another model (here: the same file under another name) joins them, without --force...
     other = tmp_path / "other.tflite"
     shutil.copy(MODEL, other)
-    _fails(capsys, ["emit", str(other), "-o", str(out), "--only", "5"],
-           f"{out} already has dwgen_kernels.h, manifest.json: pass --force to overwrite")
-    assert main(["emit", str(other), "-o", str(out), "--only", "5", "--force"]) == 0
+    assert main(["emit", str(other), "-o", str(out), "--only", "5"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"] == "other.tflite" and [k["op_index"] for k in manifest["kernels"]] == [5]
+    assert [(m["model"], m["kernels"]) for m in manifest["models"]] == [
+        ("kws_dscnn.tflite", ["dw1_1", "dw2_1", "dw4_1"]), ("other.tflite", ["dw3_1"])]
+    assert "#define DWGEN_KERNEL_COUNT 4" in (out / "dwgen_kernels.h").read_text()
+    capsys.readouterr()
+    # ... but may not take a kernel name the first one uses, even with --force
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for force in ([], ["--force"]):
+        _fails(capsys, ["emit", str(other), "-o", str(out), "--only", "3", *force],
+               f"kernel 'dw2_1' of 'other.tflite' would replace the kernel of that name of 'kws_dscnn.tflite' in "
+               f"{out}: emit one of them with another --prefix (e.g. --prefix other_) or "
+               "into another directory; nothing was written")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_manifest_entries_of_deleted_kernels_are_dropped(tmp_path):
     out = tmp_path / "out"
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1,3"]) == 0
-    (out / "dw1_relu_1.c").unlink()
+    (out / "dw1_1.c").unlink()
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "5"]) == 0
     assert [k["op_index"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == [3, 5]
 
@@ -463,4 +472,24 @@ def test_foreign_manifest_is_never_merged(tmp_path, capsys):
     _fails(capsys, ["emit", str(MODEL), "-o", str(out), "--only", "1"],
            f"{out} already has manifest.json: pass --force to overwrite")
     assert main(["emit", str(MODEL), "-o", str(out), "--only", "1", "--force"]) == 0
-    assert [k["name"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == ["dw1_relu_1"]
+    assert [k["name"] for k in json.loads((out / "manifest.json").read_text())["kernels"]] == ["dw1_1"]
+
+
+def test_one_model_manifest_of_earlier_versions_is_read(tmp_path, capsys):
+    """The manifest format before several models shared a directory: its kernels are kept
+    as entries of its model; one whose prefix is no identifier is foreign."""
+    out = tmp_path / "out"
+    assert main(["emit", str(MODEL), "-o", str(out), "--only", "1"]) == 0
+    doc = json.loads((out / "manifest.json").read_text())
+    old = {"model": "kws_dscnn.tflite", "dwgen_version": "0.0.9", "target": "generic",
+           "kernels": [{k: v for k, v in e.items() if k not in ("model", "prefix", "target")} for e in doc["kernels"]]}
+    (out / "manifest.json").write_text(json.dumps(old))
+    assert main(["emit", str(MODEL), "-o", str(out), "--only", "3", "--target", "cortex-m4"]) == 0
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["models"] == [{"model": "kws_dscnn.tflite", "prefix": "", "header": None, "kernels": ["dw1_1", "dw2_1"]}]
+    assert [(k["name"], k["target"]) for k in doc["kernels"]] == [("dw1_1", "generic"), ("dw2_1", "cortex-m4")]
+    doc["kernels"][0]["prefix"] = "x */\n#include <evil>"
+    (out / "manifest.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    _fails(capsys, ["emit", str(MODEL), "-o", str(out), "--only", "5"],
+           f"{out} already has dwgen_kernels.h, manifest.json: pass --force to overwrite")

@@ -6,8 +6,8 @@
  * A real application calls the kernels directly, e.g. with `dwgen emit model.tflite`:
  *
  *     #include "dwgen_kernels.h"
- *     static int8_t in[DW1_RELU_1_INPUT_SIZE], out[DW1_RELU_1_OUTPUT_SIZE];
- *     dw1_relu_1(in, out);
+ *     static int8_t in[DW1_1_INPUT_SIZE], out[DW1_1_OUTPUT_SIZE];
+ *     dw1_1(in, out);
  */
 #include "dwgen_semihost.h"
 

@@ -11,7 +11,8 @@
 #   dwgen's own CMSIS-NN type definitions (DWGEN_CMSIS_NN_TYPES) unless CMSIS_NN_TYPES OFF
 #   (then include CMSIS-NN's arm_nn_types.h yourself). The list of files is re-read
 #   whenever the build runs (CONFIGURE_DEPENDS), so emitting more kernels needs no
-#   re-configure. dwgen_test_main.c defines main(); compile with
+#   re-configure. Several models emitted into one <dir> are all added (dwgen_kernels.h
+#   there includes every kernel of every model). dwgen_test_main.c defines main(); compile with
 #   DWGEN_TEST_NO_MAIN to call int dwgen_test_all(void) from your own main() instead.
 #   It prints through void dwgen_test_puts(const char *), which your firmware provides.
 #
