@@ -384,7 +384,7 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .report import inspect_table
+    from .report import inspect_table, model_totals
 
     src = Path(args.model)
     _, model = _read_model(src, args.prefix)
@@ -395,6 +395,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                                             "weight_bytes": int(op.qlayer.weights.size + 4 * op.qlayer.bias.size)}
                           for op in model.depthwise],
             "unsupported": [u.describe() for u in model.unsupported],
+            "totals": model_totals(model),
         }, indent=2))
     else:
         print(inspect_table(model, src.name))

@@ -26,6 +26,13 @@ def _shape(s) -> str:
     return "x".join(str(d) for d in s)
 
 
+def model_totals(model) -> dict:
+    """What the model's depthwise layers add up to, before any kernel is generated."""
+    ops = model.depthwise
+    return {"layers": len(ops), "macs": sum(op.qlayer.geometry.macs for op in ops),
+            "weight_bytes": sum(int(op.qlayer.weights.size + 4 * op.qlayer.bias.size) for op in ops)}
+
+
 def inspect_table(model, model_name: str) -> str:
     rows = []
     for op in model.depthwise:
@@ -54,6 +61,9 @@ def inspect_table(model, model_name: str) -> str:
     out = [f"{model_name}: {len(model.depthwise)} depthwise layer(s) dwgen can generate"]
     if rows:
         out.append(table(headers, rows, right=(0, 7, 10, 11)))
+        t = model_totals(model)
+        out.append(f"total: {t['layers']} layer(s), {t['macs']:,} MACs, {t['weight_bytes']:,} B of weights and bias "
+                   "(int8, int32); cycles, milliseconds, flash and stack per kernel: dwgen bench MODEL")
     if model.unsupported:
         out.append("")
         out.append(f"{len(model.unsupported)} depthwise op(s) dwgen cannot generate:")

@@ -143,6 +143,13 @@ def test_inspect_table(capsys):
     row = next(line for line in lines if line.lstrip().startswith("5 "))
     # 7 channels, stride 2 SAME on an even input: pads 0 top/left, 1 bottom/right
     assert "1x16x16x7 -> 1x8x8x7" in row and "same 0,0,1,1" in row and "4,032" in row
+    model = read_model(FIXTURES / "dw_configs.tflite")
+    macs = sum(op.qlayer.geometry.macs for op in model.depthwise)
+    weights = sum(op.qlayer.weights.size + 4 * op.qlayer.bias.size for op in model.depthwise)
+    assert lines[-1] == (f"total: 6 layer(s), {macs:,} MACs, {weights:,} B of weights and bias (int8, int32); "
+                         "cycles, milliseconds, flash and stack per kernel: dwgen bench MODEL")
+    code, out, _ = _run(capsys, ["inspect", str(FIXTURES / "dw_configs.tflite"), "--json"])
+    assert json.loads(out)["totals"] == {"layers": 6, "macs": macs, "weight_bytes": weights}
 
 
 def test_inspect_json_and_patterns(capsys):
