@@ -274,14 +274,17 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
     # The DSP kernel is held to the same budget by make_dsp_plan, so it is kept when the
     # unrolled portable kernel would be over it.
     swapped_c = None
-    if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
-        dsp = None if opts.cmsis_nn_api else taps_plan(ql)
+    if opts.target in DSP_TARGETS and not extern:
+        size = opts.opt == "size"
+        dsp = None if opts.cmsis_nn_api or size else taps_plan(ql)
         swapped = None if opts.cmsis_nn_api or dsp is not None else columns_as_rows(ql)
         inner = generate(swapped, opts, described_as=ql) if swapped is not None else None
         if inner is not None and inner.dsp is not None:
             dsp, swapped_c = inner.dsp, inner.c_source
         elif dsp is None:
-            dsp = choose_plan(ql, opts.name)
+            dsp = choose_plan(ql, opts.name, size=size)
+            if size and dsp is not None and dsp.tile is None:
+                dsp = None
     description = describe(described_as or ql, opts)
     if described_as is not None:
         description.append(f"Computed as the equivalent {g.in_h}x{g.in_w} layer: W is 1, so rows and columns "
