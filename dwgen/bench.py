@@ -214,7 +214,7 @@ def run_bench(
                 run = cmsis.run(case.ql, x)
                 theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
             report.results.append(BenchResult(case, target, k.data_flow, mine, base, theirs,
-                                              k.dsp.flow if k.dsp is not None else k.data_flow))
+                                              k.data_flow_detail))
             done += 1
     if progress:
         progress(total, total, "")

@@ -243,7 +243,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "target": args.target,
         "opt": args.opt,
         "data_flow": kernel.data_flow,
-        "data_flow_detail": kernel.dsp.flow if kernel.dsp is not None else kernel.data_flow,
+        "data_flow_detail": kernel.data_flow_detail,
     }
     if args.json:
         print(json.dumps(summary, indent=2))

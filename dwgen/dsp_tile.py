@@ -1432,6 +1432,20 @@ def size_options(ql: QuantizedLayer, name: str):
                 yield cost + ts.cost - d.tile.cost, replace(d, tile=ts, store=store)
 
 
+def size_fallback_reason(ql: QuantizedLayer, base: DspPlan | None) -> str:
+    """Why `--opt size` found no one-body DSP tile for `ql` (`base`: its default DSP plan, or None)
+    and emits the looped portable kernel: the kernel's description line and `data_flow_detail`."""
+    head = "--opt size on a DSP target: looped portable kernel, "
+    if base is None:
+        return head + "the DSP data flow does not apply (its band or row program is over dwgen's budgets)"
+    if not base.fast_rq:
+        return head + f"the DSP tile needs the fast SMMLAR requantization and this layer has the {base.reason}"
+    if _requants(base, 1) is None:
+        return head + ("one tile body needs a register shift for every channel, and the right shifts "
+                       "include 0 beside shifts > 0 whose sign fix is live")
+    return head + "no one-body DSP tile fits this layer (registers or immediate offsets)"
+
+
 def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan) -> DspPlan:
     """`--opt size`: of the one-body plans (`size_options`), those whose estimated cycles are
     within SIZE_MAX_SLOWDOWN of the fastest tile `--opt speed` could pick (one body per shift,
@@ -1449,4 +1463,4 @@ def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan) -> DspPlan:
 
 
 __all__ = ["MAX_SHIFT_BODIES", "Requant", "TileBody", "TilePlan", "TileSet", "TileShape", "asm_lines",
-           "choose_plan", "make_tiles", "plan_tile", "register_roles"]
+           "choose_plan", "choose_size_plan", "flash_estimate", "size_fallback_reason", "make_tiles", "plan_tile", "register_roles"]
