@@ -298,7 +298,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
                 dsp = None
     description = describe(described_as or ql, opts)
     if fallback:
-        description.append(fallback[0].upper() + fallback[1:])
+        description.append(fallback)
     if described_as is not None:
         description.append(f"Computed as the equivalent {g.in_h}x{g.in_w} layer: W is 1, so rows and columns "
                            "swap without changing a single address")

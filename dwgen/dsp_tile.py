@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import dsp_weights
-from .dsp_plan import DspPlan, Step, make_dsp_plan
+from .dsp_plan import DspPlan, Step, gather_pairs, make_dsp_plan
 from .qlayer import QuantizedLayer
 
 #: Registers the tile may use: r0-r12 and lr (sp and pc excluded).
@@ -1267,6 +1267,11 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
 #: Estimated M4 cycles to gather one input element per channel (SIMD gather of 4 channels; other
 #: groups are scalar).
 GATHER_CYCLES = {4: 2.0, 2: 5.0, 1: 5.0}
+#: Estimated M4 cycles per input element the SIMD gather adds when its loop reads fewer pixel pairs
+#: per iteration than GATHER_UNROLL (the loop overhead, and loads no longer back to back; measured
+#: on VWW's stride-2 12x12 layer), and bytes of code per pixel pair the loop body holds.
+GATHER_UNROLL_CYCLES = {4: 0.0, 2: 0.28, 1: 0.45}
+GATHER_PAIR_BYTES = 36
 
 
 def _gather_cost(d: DspPlan) -> float:
@@ -1276,7 +1281,18 @@ def _gather_cost(d: DspPlan) -> float:
         rows = g.out_h * g.stride_h + d.eff_h
     else:
         rows = -(-g.out_h // d.rows) * d.slots
-    return rows * g.in_w * GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2] / g.depth_multiplier
+    per = GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2]
+    if d.quad_gather:
+        per += GATHER_UNROLL_CYCLES[d.gather_unroll]
+    return rows * g.in_w * per / g.depth_multiplier
+
+
+def gather_code_bytes(d: DspPlan) -> int:
+    """Estimated bytes of the SIMD gather's pair code: the loop body and the pairs after the loop."""
+    if not d.quad_gather:
+        return 0
+    pairs, u = gather_pairs(d), d.gather_unroll
+    return GATHER_PAIR_BYTES * ((u + pairs % u) if pairs >= u else pairs)
 
 
 def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
@@ -1403,7 +1419,7 @@ def flash_estimate(d: DspPlan) -> int:
     g = d.ql.geometry
     oc = g.out_c
     store = d.store
-    code = tile_code_bytes(d.tile) if d.tile is not None else 0
+    code = (tile_code_bytes(d.tile) if d.tile is not None else 0) + gather_code_bytes(d)
     if store is None:
         data = oc * (4 * d.words_per_channel + 16)
     elif store.head:
@@ -1419,7 +1435,17 @@ def flash_estimate(d: DspPlan) -> int:
 
 def size_options(ql: QuantizedLayer, name: str):
     """(cost, plan) of every one-body plan `--opt size` chooses from: each tile, with the baked
-    pairs, the int8 channel head (plane and channel-loop tiles) or the C rebuild of the compact store."""
+    pairs, the int8 channel head (plane and channel-loop tiles) or the C rebuild of the compact
+    store, each with a SIMD gather loop of GATHER_UNROLL, 2 or 1 pixel pairs per iteration."""
+    for cost, d in _weight_options(ql, name):
+        yield cost, d
+        if d.quad_gather:
+            for u in (2, 1):
+                shorter = replace(d, gather_unroll=u)
+                yield cost - _gather_cost(d) + _gather_cost(shorter), shorter
+
+
+def _weight_options(ql: QuantizedLayer, name: str):
     for cost, d in _candidates(ql, name, 1):
         yield cost, d
         compact = dsp_weights.compact_store(d)
