@@ -1397,6 +1397,9 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
 #: `--opt size` keeps the smallest plan whose estimated cycles are at most this much over the
 #: fastest one-body plan's (docs/dsp-tiles.md, "--opt size").
 SIZE_MAX_SLOWDOWN = 0.06
+#: ... or at most this much over the fastest one-body plan (where the register shift alone costs
+#: more than SIZE_MAX_SLOWDOWN: short kernels, few outputs per step) ...
+SIZE_MAX_OVER_ONE_BODY = 0.03
 #: ... or whose estimate is at most this many M4 cycles per MAC: fast enough whatever the layer
 #: (CMSIS-NN's s8 depthwise kernels measured 7.9 to 10.2 on the suite's 3x3 layers, more elsewhere;
 #: the estimates were within -12 % .. +21 % of the emulated cycles).
@@ -1458,6 +1461,15 @@ def _weight_options(ql: QuantizedLayer, name: str):
                 yield cost + ts.cost - d.tile.cost, replace(d, tile=ts, store=store)
 
 
+def plan_cost(d: DspPlan) -> float:
+    """Estimated M4 cycles per output channel of a tiled plan: the tile (with its int8 head), the
+    gather and the C rebuild of a compact store."""
+    cost = d.tile.cost + _gather_cost(d)
+    if d.store is not None and not d.store.head:
+        cost += dsp_weights.rebuild_cycles(d, d.store)
+    return cost
+
+
 def size_fallback_reason(ql: QuantizedLayer, base: DspPlan | None) -> str:
     """Why `--opt size` found no one-body DSP tile for `ql` (`base`: its default DSP plan, or None)
     and emits the looped portable kernel: the kernel's description line and `data_flow_detail`."""
@@ -1474,17 +1486,18 @@ def size_fallback_reason(ql: QuantizedLayer, base: DspPlan | None) -> str:
 
 def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan) -> DspPlan:
     """`--opt size`: of the one-body plans (`size_options`), those whose estimated cycles are
-    within SIZE_MAX_SLOWDOWN of the fastest tile `--opt speed` could pick (one body per shift,
-    baked pairs) or at most SIZE_CYCLES_PER_MAC per MAC; the smallest of them (`flash_estimate`), the faster on a tie. When none is that
-    fast, the fastest one-body plan. `base` (the C-only plan) when no tile of one body fits."""
+    within SIZE_MAX_SLOWDOWN of the plan `--opt speed` emits, or within SIZE_MAX_OVER_ONE_BODY of
+    the fastest one-body plan, or at most SIZE_CYCLES_PER_MAC per MAC; the smallest of them
+    (`flash_estimate`), the faster on a tie. `base` (the C-only plan) when no tile of one body fits."""
     options = [(cost, flash_estimate(d), d) for cost, d in size_options(ql, name)]
     if not options:
         return base
     fastest = min(c for c, _, _ in options)
-    speed = min((c for c, _ in _candidates(ql, name, MAX_SHIFT_BODIES)), default=fastest)
+    speed = choose_plan(ql, name)
+    speed = plan_cost(speed) if speed is not None and speed.tile is not None else fastest
     g = ql.geometry
     macs = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w  # per output channel
-    limit = max(fastest, (1 + SIZE_MAX_SLOWDOWN) * speed, SIZE_CYCLES_PER_MAC * macs)
+    limit = max((1 + SIZE_MAX_SLOWDOWN) * speed, (1 + SIZE_MAX_OVER_ONE_BODY) * fastest, SIZE_CYCLES_PER_MAC * macs)
     return min((o for o in options if o[0] <= limit), key=lambda o: (o[1], o[0]))[2]
 
 

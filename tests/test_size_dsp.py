@@ -22,7 +22,7 @@ import pytest
 import dwgen
 from dwgen import reference
 from dwgen.codegen import EmitOptions, generate
-from dwgen.dsp_tile import MAX_SHIFT_BODIES, choose_plan
+from dwgen.dsp_tile import choose_plan
 from dwgen.hostbuild import build
 from dwgen.suite import SUITES, quantized
 
@@ -117,14 +117,14 @@ def test_benchmark_layers_get_the_dsp_kernel_with_one_body():
 
 def test_size_plans_are_the_smallest_that_stay_fast():
     """The chosen plan is within the planner's speed bound and no plan within it is estimated smaller."""
-    from dwgen.dsp_tile import (SIZE_CYCLES_PER_MAC, SIZE_MAX_SLOWDOWN, _candidates, flash_estimate,
-                                size_options)
+    from dwgen.dsp_tile import (SIZE_CYCLES_PER_MAC, SIZE_MAX_OVER_ONE_BODY, SIZE_MAX_SLOWDOWN, flash_estimate,
+                                plan_cost, size_options)
 
-    for name, ql in _suite(("kws_dscnn_dw", "vww_dw6", "vww_dw13", "gen_5x5")):
+    for name, ql in _suite(("kws_dscnn_dw", "vww_dw6", "vww_dw13", "gen_5x5", "gen_1d_k5")):
         g = ql.geometry
         options = [(c, flash_estimate(d), d.flow) for c, d in size_options(ql, "k")]
-        speed = min(c for c, _ in _candidates(ql, "k", MAX_SHIFT_BODIES))
-        limit = max(min(c for c, _, _ in options), (1 + SIZE_MAX_SLOWDOWN) * speed,
+        speed = plan_cost(choose_plan(ql, "k"))  # what --opt speed emits
+        limit = max((1 + SIZE_MAX_OVER_ONE_BODY) * min(c for c, _, _ in options), (1 + SIZE_MAX_SLOWDOWN) * speed,
                     SIZE_CYCLES_PER_MAC * g.out_h * g.out_w * g.kernel_h * g.kernel_w)
         chosen = choose_plan(ql, "k", size=True)
         cost, flash, flow = next(o for o in options if o[2] == chosen.flow)
@@ -138,7 +138,7 @@ def test_size_takes_less_flash_than_speed(tmp_path):
     from dwgen.targetrun import TargetBuild
 
     emulator_tools()
-    layers = _suite(("kws_dscnn_dw", "vww_dw2", "vww_dw7", "vww_dw13", "gen_m2"))
+    layers = _suite(("kws_dscnn_dw", "vww_dw2", "vww_dw7", "vww_dw12", "vww_dw13", "gen_m2", "gen_1d_k5"))
     kernels = []
     for name, ql in layers:
         kernels += [generate(ql, EmitOptions(name=f"{name}_speed", target="cortex-m4")),
