@@ -239,8 +239,7 @@ def _bench_target(cases, target, ref_names, opt, compiler, cmsis_dir, kernel_opt
         if cmsis is not None and not case.ql.geometry.channels_first:
             run = cmsis.run(case.ql, x)
             theirs = _measure(run, case.ql, want, scratch=run.scratch_bytes)
-        results.append(BenchResult(case, target, k.data_flow, mine, base, theirs,
-                                   k.dsp.flow if k.dsp is not None else k.data_flow))
+        results.append(BenchResult(case, target, k.data_flow, mine, base, theirs, k.data_flow_detail))
     report.toolchain[target] = toolchain
     return results
 

@@ -129,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
                    "the DSP kernel (cortex-m4-nofpu: a Cortex-M4 without FPU, soft-float ABI) (default: generic)")
     e.add_argument("--opt", choices=("speed", "size"), default="speed",
                    help="speed: interior and border regions emitted separately (default); size: one loop "
-                   "body for the whole image with taps checked at run time, for flash-tight parts. "
+                   "body for the whole image with taps checked at run time, for flash-tight parts; on "
+                   "the DSP targets the DSP kernel with one tile body and int8 weights where that stays "
+                   "fast (else the looped body, its reason in data_flow_detail). "
                    f"Code size is bounded: a kernel whose unrolled form would exceed {MAX_UNROLLED_STATEMENTS} "
                    "C statements (regions x (taps + 12)) gets the looped body whatever --opt says, "
                    "reported as data_flow 'looped' in --json and manifest.json")
@@ -274,7 +276,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         "target": args.target,
         "opt": args.opt,
         "data_flow": kernel.data_flow,
-        "data_flow_detail": kernel.dsp.flow if kernel.dsp is not None else kernel.data_flow,
+        "data_flow_detail": kernel.data_flow_detail,
     }
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -23,7 +23,7 @@ from .layer import CHANNELS_FIRST, CHANNELS_LAST, DepthwiseLayer
 from .names import MAX_NAME_LENGTH, check_c_name, sanitize_c_name
 from .dsp_plan import DSP_TARGETS, dsp_context
 from .dsp_taps import taps_context, taps_plan
-from .dsp_tile import choose_plan, columns_as_rows
+from .dsp_tile import choose_plan, columns_as_rows, size_fallback_reason
 from .plan import MAX_UNROLLED_STATEMENTS, Plan, make_plan
 from .qlayer import QuantizedLayer
 from .stackplan import stack_plan
@@ -109,6 +109,15 @@ class GeneratedKernel:
     plan: Plan
     options: EmitOptions
     dsp: object | None = None  # the DspPlan when the DSP kernel was emitted
+    fallback: str = ""  # --opt size on a DSP target without a one-body tile: why the kernel is looped
+
+    @property
+    def data_flow_detail(self) -> str:
+        """The DSP plan (`DspPlan.flow`), else the data flow, with the reason of a `--opt size`
+        fallback to the looped portable kernel."""
+        if self.dsp is not None:
+            return self.dsp.flow
+        return f"{self.data_flow}: {self.fallback}" if self.fallback else self.data_flow
 
     @property
     def data_flow(self) -> str:
@@ -300,15 +309,22 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
     # The DSP kernel is held to the same budget by make_dsp_plan, so it is kept when the
     # unrolled portable kernel would be over it.
     swapped_c = None
-    if opts.target in DSP_TARGETS and not extern and opts.opt != "size":
-        dsp = None if opts.cmsis_nn_api else taps_plan(ql)
+    fallback = ""  # why a DSP target got the looped portable kernel under --opt size
+    if opts.target in DSP_TARGETS and not extern:
+        size = opts.opt == "size"
+        dsp = None if opts.cmsis_nn_api or size else taps_plan(ql)
         swapped = None if opts.cmsis_nn_api or dsp is not None else columns_as_rows(ql)
         inner = generate(swapped, opts, described_as=ql) if swapped is not None else None
         if inner is not None and inner.dsp is not None:
             dsp, swapped_c = inner.dsp, inner.c_source
         elif dsp is None:
-            dsp = choose_plan(ql, opts.name)
+            dsp = choose_plan(ql, opts.name, size=True) if size else choose_plan(ql, opts.name)
+            if size and (dsp is None or dsp.tile is None):
+                fallback = size_fallback_reason(ql, dsp)
+                dsp = None
     description = describe(described_as or ql, opts)
+    if fallback:
+        description.append(fallback)
     if described_as is not None:
         description.append(f"Computed as the equivalent {g.in_h}x{g.in_w} layer: W is 1, so rows and columns "
                            "swap without changing a single address")
@@ -369,7 +385,8 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
     else:
         c_src = env.get_template("kernel.c.j2").render(**ctx)
     h_src = env.get_template("kernel.h.j2").render(**ctx)
-    return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts, dsp=dsp)
+    return GeneratedKernel(name=name, c_source=c_src, h_source=h_src, plan=plan, options=opts, dsp=dsp,
+                           fallback=fallback)
 
 
 __all__ = ["MAX_NAME_LENGTH", "EmitOptions", "GeneratedKernel", "check_c_name", "generate", "sanitize_c_name", "with_layout"]

@@ -120,6 +120,7 @@ class DspPlan:
     tile: object | None = None  # dsp_tile.TileSet: the register-allocated step loop, if any
     store: object | None = None  # dsp_weights.CompactStore: int8 weights rebuilt per group; None: baked pairs
     taps: object | None = None  # dsp_taps.TapsFlow: no band, the channels followed (few outputs, long kernels)
+    gather_unroll: int = GATHER_UNROLL  # pixel pairs per iteration of the SIMD gather loop (--opt size: fewer)
 
     @property
     def band_bytes(self) -> int:
@@ -142,7 +143,12 @@ class DspPlan:
         if self.taps is not None:
             return f"taps/g4/{len(self.taps.positions)} outputs"
         base = f"{self.mode}{'' if self.mode == 'ring' else self.rows}/s{self.step}/g{self.group}"
-        return base if self.tile is None else f"{base}/tile:{self.tile.describe}"
+        if self.gather_unroll != GATHER_UNROLL:
+            base += f"/gather x{self.gather_unroll}"
+        if self.tile is None:
+            return base
+        # the C rebuild of the compact store (the tile's int8 channel head says "/int8" itself)
+        return f"{base}/tile:{self.tile.describe}" + ("/compact" if self.store is not None and not self.store.head else "")
 
 
 def _halves(outs, stride: int, dil: int, kw: int):
@@ -391,6 +397,13 @@ def _int_rows(values, per_row: int, width: int) -> list[str]:
     return [" ".join(vals[i : i + per_row]) for i in range(0, len(vals), per_row)]
 
 
+def gather_pairs(d: DspPlan) -> int:
+    """Pixel pairs the SIMD gather loop reads per input row (after a lone leading pixel)."""
+    g = d.ql.geometry
+    ix0 = 1 if g.pad_left % 2 == 1 and g.in_w >= 1 else 0
+    return (g.in_w - ix0) // 2
+
+
 def dsp_context(d: DspPlan, target: str) -> dict:
     """Template variables of `kernel_dsp.c.j2` (on top of the portable template's)."""
     g = d.ql.geometry
@@ -451,7 +464,7 @@ def dsp_context(d: DspPlan, target: str) -> dict:
         bias_rows=_int_rows(d.bias, 8, 11),
         kq_rows=_int_rows(d.kq, 8, 11),
         tile=d.tile,
-        gather_unroll=GATHER_UNROLL,
+        gather_unroll=d.gather_unroll,
         tile_tails=d.tile is not None and d.tile.loop == "row" and bool(straight),
         row_tile=d.tile is not None and d.tile.loop == "row",
         plane=d.tile is not None and d.tile.channels,  # one tile call per group of channels

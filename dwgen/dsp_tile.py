@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import dsp_weights
-from .dsp_plan import DspPlan, Step, make_dsp_plan
+from .dsp_plan import DspPlan, Step, gather_pairs, make_dsp_plan
 from .qlayer import QuantizedLayer
 
 #: Registers the tile may use: r0-r12 and lr (sp and pc excluded).
@@ -379,8 +379,10 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
         if rq.sign_fix:
             out.append((f"add {z}, {z}, {acc}, asr #31", ""))
         if rq.rshift is None:
-            out.append((_fetch(RSH, acc, fpu), ""))
-            out.append((f"asr {z}, {z}, {acc}", ""))
+            # the shift goes in the first output's accumulator once it is dead, for every output
+            if a == 0:
+                out.append((_fetch(RSH, acc, fpu), "the right shift, for every output"))
+            out.append((f"asr {z}, {z}, {p.accs[0]}", ""))
             out.append((f"ssat {z}, #8, {z}", ""))
         elif rq.rshift > 0:
             out.append((f"ssat {z}, #8, {z}, asr #{rq.rshift}", ""))
@@ -1097,11 +1099,14 @@ class TileSet:
                 + (f"/{len(self.requants)} shifts" if len(self.requants) > 1 else ""))
 
 
-def _requants(d: DspPlan) -> list[Requant] | None:
+def _requants(d: DspPlan, bodies: int = MAX_SHIFT_BODIES) -> list[Requant] | None:
+    """The requantization variant of each tile body: one per distinct right shift up to `bodies`
+    (an immediate of SSAT), else one register shift for every channel (None: a register shift
+    cannot serve the layer)."""
     ql = d.ql
     dead = ql.act_min == ql.quant.output_zero_point  # every negative result clamps to the zero point
     shifts = sorted(set(int(v) for v in d.rshift))
-    if len(shifts) <= MAX_SHIFT_BODIES:
+    if len(shifts) <= bodies:
         return [Requant(n, n > 0 and not dead, d.high_clamp, ql.act_max) for n in shifts]
     if not dead and shifts[0] == 0:
         return None  # a register shift with the sign fix of only some channels
@@ -1156,8 +1161,8 @@ def _plane_shape(d: DspPlan) -> TileShape | None:
                      step_dst=p.main.width * out_col, w_adv=4 * d.words_per_channel, padding=padding)
 
 
-def _cost(d: DspPlan, tp: TilePlan) -> float:
-    """Estimated M4 cycles per output channel."""
+def _cost(d: DspPlan, tp: TilePlan, rq0: Requant) -> float:
+    """Estimated M4 cycles per output channel (`rq0`: the requantization of the first body)."""
     g = d.ql.geometry
     p = d.program
     if tp.shape.loop == "plane":
@@ -1166,7 +1171,7 @@ def _cost(d: DspPlan, tp: TilePlan) -> float:
         blocks = -(-g.out_h // d.rows)
         steps = tp.shape.steps if tp.shape.loop == "block" else 1
         inner = steps * tp.body_cycles + tp.row_cycles
-        head_tail = channel_unit_cost(tp, [_requants(d)[0]], 0)[1] - inner
+        head_tail = channel_unit_cost(tp, [rq0], 0)[1] - inner
         return blocks * (CALL_CYCLES / d.group + head_tail) + g.out_h * inner
     if tp.shape.loop == "rows":
         calls = -(-g.out_h // d.rows)
@@ -1214,15 +1219,16 @@ def w8_taps(d: DspPlan) -> W8Taps | None:
 
 
 def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = False,
-               w8: bool = False) -> TileSet | None:
+               w8: bool = False, bodies: int = MAX_SHIFT_BODIES) -> TileSet | None:
     """The tile for plan `d` (None: the plan's row program stays C only); `plane`: the
     "plane" loop over the channels of a group, `channels`: the row loop inside a channel
     loop, when the layer has one; `w8` (with either): each channel's head reads its weights
-    as int8 taps (`W8Taps`) instead of the baked words."""
+    as int8 taps (`W8Taps`) instead of the baked words; `bodies`: at most this many bodies (one per
+    right shift), else one register-shift body (`--opt size`: 1)."""
     if not d.fast_rq:
         return None
     shape = _plane_shape(d) if plane else _channel_shape(d) if channels else _shape(d)
-    rqs = _requants(d)
+    rqs = _requants(d, bodies)
     if shape is None or rqs is None:
         return None
     if w8:
@@ -1238,7 +1244,7 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
         sym = f"{name}_tile"
         body = TileBody(sym, None, rqs[0], tuple(asm_lines(tp, rqs[0], sym, True, rqs)),
                         tuple(asm_lines(tp, rqs[0], sym, False, rqs)))
-        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
+        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp, rqs[0]), tuple(rqs))
     if plane:
         # per channel, through the first body: head, dispatch and plane
         insns, cycles = plane_unit_cost(tp, rqs, 0)
@@ -1246,7 +1252,7 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
         sym = f"{name}_tile"
         body = TileBody(sym, None, rqs[0], tuple(asm_lines(tp, rqs[0], sym, True, rqs)),
                         tuple(asm_lines(tp, rqs[0], sym, False, rqs)))
-        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
+        return TileSet(tp, (body,), tuple(register_roles(tp)), _cost(d, tp, rqs[0]), tuple(rqs))
     bodies = []
     for rq in rqs:
         sym = f"{name}_tile" if len(rqs) == 1 else f"{name}_tile_rsh{rq.rshift}"
@@ -1255,12 +1261,17 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
                                tuple(asm_lines(body_plan, rq, sym, False))))
         if rq is rqs[0]:
             tp = body_plan
-    return TileSet(tp, tuple(bodies), tuple(register_roles(tp)), _cost(d, tp), tuple(rqs))
+    return TileSet(tp, tuple(bodies), tuple(register_roles(tp)), _cost(d, tp, rqs[0]), tuple(rqs))
 
 
 #: Estimated M4 cycles to gather one input element per channel (SIMD gather of 4 channels; other
 #: groups are scalar).
 GATHER_CYCLES = {4: 2.0, 2: 5.0, 1: 5.0}
+#: Estimated M4 cycles per input element the SIMD gather adds when its loop reads fewer pixel pairs
+#: per iteration than GATHER_UNROLL (the loop overhead, and loads no longer back to back; measured
+#: on VWW's stride-2 12x12 layer), and bytes of code per pixel pair the loop body holds.
+GATHER_UNROLL_CYCLES = {4: 0.0, 2: 0.28, 1: 0.45}
+GATHER_PAIR_BYTES = 36
 
 
 def _gather_cost(d: DspPlan) -> float:
@@ -1270,7 +1281,18 @@ def _gather_cost(d: DspPlan) -> float:
         rows = g.out_h * g.stride_h + d.eff_h
     else:
         rows = -(-g.out_h // d.rows) * d.slots
-    return rows * g.in_w * GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2] / g.depth_multiplier
+    per = GATHER_CYCLES[d.group if d.quad_gather or d.group != 4 else 2]
+    if d.quad_gather:
+        per += GATHER_UNROLL_CYCLES[d.gather_unroll]
+    return rows * g.in_w * per / g.depth_multiplier
+
+
+def gather_code_bytes(d: DspPlan) -> int:
+    """Estimated bytes of the SIMD gather's pair code: the loop body and the pairs after the loop."""
+    if not d.quad_gather:
+        return 0
+    pairs, u = gather_pairs(d), d.gather_unroll
+    return GATHER_PAIR_BYTES * ((u + pairs % u) if pairs >= u else pairs)
 
 
 def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
@@ -1309,20 +1331,10 @@ def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
 W8_MAX_SHARE = 0.15
 
 
-def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
-                rows: int | None = None, tile: bool = True) -> DspPlan | None:
-    """The DSP plan with the cheapest tile over the step widths and band organisations worth
-    trying; the C-only plan when no tile fits. `step`, `mode` and `rows` force a data flow
-    (tests, experiments), `tile=False` keeps its step loop in C."""
-    if step is not None or mode is not None or rows is not None or not tile:
-        d = make_dsp_plan(ql, step=step, mode=mode, rows=rows)
-        ts = make_tiles(d, name) if d is not None and tile else None
-        return d if ts is None else replace(d, tile=ts)
-    base = make_dsp_plan(ql)
-    if base is None or not base.fast_rq:
-        return base
+def _candidates(ql: QuantizedLayer, name: str, bodies: int):
+    """(cost, plan with its tile) for every step width, band organisation and tile loop that
+    gives a tile; cost: estimated M4 cycles per output channel, the gather included."""
     g = ql.geometry
-    best: tuple[float, DspPlan] | None = None
     seen = set()
     widths = sorted({w for w in range(2, MAX_WIDTH + 1)} | ({g.out_w} if g.out_w <= MAX_WIDTH else set()))
     for width in widths:
@@ -1338,12 +1350,30 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
                 continue
             seen.add(key)
             for plane, channels in ((False, False), (True, False), (False, True)):
-                ts = make_tiles(d, name, plane, channels)
-                if ts is None:
-                    continue
-                cost = ts.cost + _gather_cost(d)
-                if best is None or cost < best[0]:
-                    best = (cost, replace(d, tile=ts))
+                ts = make_tiles(d, name, plane, channels, bodies=bodies)
+                if ts is not None:
+                    yield ts.cost + _gather_cost(d), replace(d, tile=ts)
+
+
+def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
+                rows: int | None = None, tile: bool = True, size: bool = False) -> DspPlan | None:
+    """The DSP plan with the cheapest tile over the step widths and band organisations worth
+    trying; the C-only plan when no tile fits. `step`, `mode` and `rows` force a data flow
+    (tests, experiments), `tile=False` keeps its step loop in C. `size` (`--opt size`): the
+    smallest plan of one tile body that stays fast (`choose_size_plan`)."""
+    if step is not None or mode is not None or rows is not None or not tile:
+        d = make_dsp_plan(ql, step=step, mode=mode, rows=rows)
+        ts = make_tiles(d, name, bodies=1 if size else MAX_SHIFT_BODIES) if d is not None and tile else None
+        return d if ts is None else replace(d, tile=ts)
+    base = make_dsp_plan(ql)
+    if base is None or not base.fast_rq:
+        return base
+    if size:
+        return choose_size_plan(ql, name, base)
+    best: tuple[float, DspPlan] | None = None
+    for cost, d in _candidates(ql, name, MAX_SHIFT_BODIES):
+        if best is None or cost < best[0]:
+            best = (cost, d)
     if best is None:
         return base
     cost, d = best
@@ -1364,5 +1394,112 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
     return d
 
 
+#: `--opt size` keeps the smallest plan whose estimated cycles are at most this much over the
+#: fastest one-body plan's (docs/dsp-tiles.md, "--opt size").
+SIZE_MAX_SLOWDOWN = 0.06
+#: ... or at most this much over the fastest one-body plan (where the register shift alone costs
+#: more than SIZE_MAX_SLOWDOWN: short kernels, few outputs per step) ...
+SIZE_MAX_OVER_ONE_BODY = 0.03
+#: ... or whose estimate is at most this many M4 cycles per MAC: fast enough whatever the layer
+#: (CMSIS-NN's s8 depthwise kernels measured 7.9 to 10.2 on the suite's 3x3 layers, more elsewhere;
+#: the estimates were within -12 % .. +21 % of the emulated cycles).
+SIZE_CYCLES_PER_MAC = 3.0
+#: Estimated bytes of Thumb-2 code per tile instruction (most of a tile's are 32-bit encodings).
+TILE_INSN_BYTES = 3.5
+
+
+def tile_code_bytes(ts: TileSet) -> int:
+    """Estimated bytes of the tile bodies the core runs (the FPU variant: the other is left out
+    by the preprocessor and is about as long)."""
+    insns = sum(1 for b in ts.bodies for line in b.asm_fpu if line.startswith("    "))
+    return round(TILE_INSN_BYTES * insns)
+
+
+def flash_estimate(d: DspPlan) -> int:
+    """Estimated bytes of flash plan `d` takes beyond what every DSP kernel of the layer has (the
+    gather, the loops in C): its tile bodies, its weights and requantization constants, the code
+    of a C weight rebuild and of the C tail steps."""
+    g = d.ql.geometry
+    oc = g.out_c
+    store = d.store
+    code = (tile_code_bytes(d.tile) if d.tile is not None else 0) + gather_code_bytes(d)
+    if store is None:
+        data = oc * (4 * d.words_per_channel + 16)
+    elif store.head:
+        data = g.kernel_h * g.kernel_w * oc + oc + 3 + 4 * d.tile.plan.shape.w8.record_words * oc
+    else:
+        data = g.kernel_h * g.kernel_w * oc + 3 + 9 * oc
+        code += dsp_weights.CODE_BYTES + dsp_weights.CODE_BYTES_PER_WORD * len(store.words)
+    if d.tile is not None and d.tile.loop == "row":
+        # C tail steps: about a load and a MAC per tap, and a requantization per output
+        code += sum(4 * (2 * len(t.ops) * g.kernel_h + 6 * t.width) for t in d.program.tails)
+    return code + data
+
+
+def size_options(ql: QuantizedLayer, name: str):
+    """(cost, plan) of every one-body plan `--opt size` chooses from: each tile, with the baked
+    pairs, the int8 channel head (plane and channel-loop tiles) or the C rebuild of the compact
+    store, each with a SIMD gather loop of GATHER_UNROLL, 2 or 1 pixel pairs per iteration."""
+    for cost, d in _weight_options(ql, name):
+        yield cost, d
+        if d.quad_gather:
+            for u in (2, 1):
+                shorter = replace(d, gather_unroll=u)
+                yield cost - _gather_cost(d) + _gather_cost(shorter), shorter
+
+
+def _weight_options(ql: QuantizedLayer, name: str):
+    for cost, d in _candidates(ql, name, 1):
+        yield cost, d
+        compact = dsp_weights.compact_store(d)
+        if compact is not None:
+            yield cost + dsp_weights.rebuild_cycles(d, compact), replace(d, store=compact)
+        if d.tile.channels:
+            ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True, bodies=1)
+            store = dsp_weights.head_store(d, only_words=True) if ts is not None else None
+            if store is not None:
+                yield cost + ts.cost - d.tile.cost, replace(d, tile=ts, store=store)
+
+
+def plan_cost(d: DspPlan) -> float:
+    """Estimated M4 cycles per output channel of a tiled plan: the tile (with its int8 head), the
+    gather and the C rebuild of a compact store."""
+    cost = d.tile.cost + _gather_cost(d)
+    if d.store is not None and not d.store.head:
+        cost += dsp_weights.rebuild_cycles(d, d.store)
+    return cost
+
+
+def size_fallback_reason(ql: QuantizedLayer, base: DspPlan | None) -> str:
+    """Why `--opt size` found no one-body DSP tile for `ql` (`base`: its default DSP plan, or None)
+    and emits the looped portable kernel: the kernel's description line and `data_flow_detail`."""
+    head = "--opt size on a DSP target: looped portable kernel, "
+    if base is None:
+        return head + "the DSP data flow does not apply (its band or row program is over dwgen's budgets)"
+    if not base.fast_rq:
+        return head + f"the DSP tile needs the fast SMMLAR requantization and this layer has the {base.reason}"
+    if _requants(base, 1) is None:
+        return head + ("one tile body needs a register shift for every channel, and the right shifts "
+                       "include 0 beside shifts > 0 whose sign fix is live")
+    return head + "no one-body DSP tile fits this layer (registers or immediate offsets)"
+
+
+def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan) -> DspPlan:
+    """`--opt size`: of the one-body plans (`size_options`), those whose estimated cycles are
+    within SIZE_MAX_SLOWDOWN of the plan `--opt speed` emits, or within SIZE_MAX_OVER_ONE_BODY of
+    the fastest one-body plan, or at most SIZE_CYCLES_PER_MAC per MAC; the smallest of them
+    (`flash_estimate`), the faster on a tie. `base` (the C-only plan) when no tile of one body fits."""
+    options = [(cost, flash_estimate(d), d) for cost, d in size_options(ql, name)]
+    if not options:
+        return base
+    fastest = min(c for c, _, _ in options)
+    speed = choose_plan(ql, name)
+    speed = plan_cost(speed) if speed is not None and speed.tile is not None else fastest
+    g = ql.geometry
+    macs = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w  # per output channel
+    limit = max((1 + SIZE_MAX_SLOWDOWN) * speed, (1 + SIZE_MAX_OVER_ONE_BODY) * fastest, SIZE_CYCLES_PER_MAC * macs)
+    return min((o for o in options if o[0] <= limit), key=lambda o: (o[1], o[0]))[2]
+
+
 __all__ = ["MAX_SHIFT_BODIES", "Requant", "TileBody", "TilePlan", "TileSet", "TileShape", "asm_lines",
-           "choose_plan", "make_tiles", "plan_tile", "register_roles"]
+           "choose_plan", "choose_size_plan", "flash_estimate", "size_fallback_reason", "make_tiles", "plan_tile", "register_roles"]

@@ -59,9 +59,10 @@ class CompactStore:
         return self.group_oc * 4 * 4 + self.group_oc * 4 * len(self.words)
 
 
-def compact_store(d: DspPlan) -> CompactStore | None:
+def compact_store(d: DspPlan, records: bool = True) -> CompactStore | None:
     """The compact store of `d`, or None when the plan cannot use one: no tile, the C
-    requantization, left shifts that differ between channels, or buffers beyond the stack bound."""
+    requantization, left shifts that differ between channels, or buffers beyond the stack bound
+    (the rebuilt weight words, and with `records` the rebuilt rq records)."""
     if d.tile is None or not d.fast_rq:
         return None
     ql = d.ql
@@ -75,24 +76,21 @@ def compact_store(d: DspPlan) -> CompactStore | None:
     words = tuple((ky * nw + j, ky, lo, hi) for ky in range(g.kernel_h) for j, (lo, hi) in enumerate(d.row_words))
     q = ql.quant
     store = CompactStore(1 + int(ls[0]), group_oc, q.output_zero_point - (ql.act_min + 128), words)
-    if d.band_bytes + store.buffer_bytes > STACK_FOR_BUFFERS:
+    if d.band_bytes + (store.buffer_bytes if records else store.group_oc * 4 * len(words)) > STACK_FOR_BUFFERS:
         return None
     if not np.array_equal(unpacked_table(d, store), d.wtable):
         raise AssertionError("compact weight store does not rebuild the baked pairs")  # a dwgen bug
     return store
 
 
-def head_store(d: DspPlan) -> CompactStore | None:
+def head_store(d: DspPlan, only_words: bool = False) -> CompactStore | None:
     """The store of a plan whose tile reads its int8 weights in the channel head: the int8
     table in TFLite's layout, the baked rq records; None when the rebuilt words would differ
-    from the baked ones (a dwgen bug) or the C twin's buffer does not fit."""
-    store = compact_store(d)
-    if store is None:
-        return None
-    store = replace(store, head=True)
-    if d.band_bytes + store.group_oc * 4 * len(store.words) > STACK_FOR_BUFFERS:
-        return None
-    return store
+    from the baked ones (a dwgen bug) or the C twin's buffer does not fit. The C twin rebuilds
+    only the weight words; `--opt speed` still asks for room for the records as well (as it
+    always has, so its choices stay as they were), `only_words` (`--opt size`) does not."""
+    store = compact_store(d, records=not only_words)
+    return None if store is None else replace(store, head=True)
 
 
 def head_flash_saved(d: DspPlan, record_words: int) -> int:

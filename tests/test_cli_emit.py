@@ -88,7 +88,7 @@ def test_emit_json_names_the_dsp_plan(tmp_path, capsys):
     # band / step / group, then the tile's loop, width, weight placement and shift bodies
     assert summary["data_flow"] == "dsp"
     assert re.fullmatch(r"(ring|block\d+)/s\d/g\d/tile:(row|rows|block|plane)(\+channels)?/w\d/(held|stash|memory)(/int8)?"
-                        r"(/\d shifts)?", summary["data_flow_detail"]), summary["data_flow_detail"]
+                        r"(/\d shifts)?(/compact)?", summary["data_flow_detail"]), summary["data_flow_detail"]
 
 
 def test_existing_files_need_force(tmp_path, capsys):

@@ -26,7 +26,7 @@ from dwgen.codegen import EmitOptions, generate
 from dwgen.hostbuild import build
 
 from helpers import emulator_tools, random_qlayer, run_emulated, tool_missing
-from tile_classes import REQUIRED, class_layers, kernel_classes
+from tile_classes import REQUIRED, class_layers, kernel_classes, size_class_layers
 
 SEED = 515151
 SWEEP = 60
@@ -46,13 +46,15 @@ def _sweep_layers():
     for i in range(SWEEP):
         ql = random_qlayer(rng, max_hw=24 if i % 3 == 0 else 12)
         out.append((f"random #{i}", ql))
-    return out + class_layers()
+    return out + class_layers() + size_class_layers()
 
 
 @pytest.fixture(scope="module")
 def sweep():
     layers = _sweep_layers()
-    kernels = [generate(ql, EmitOptions(name=f"tl{i}", target="cortex-m4")) for i, (_, ql) in enumerate(layers)]
+    kernels = [generate(ql, EmitOptions(name=f"tl{i}", target="cortex-m4",
+                                        opt="size" if label.startswith("size: ") else "speed"))
+               for i, (label, ql) in enumerate(layers)]
     return layers, kernels
 
 
@@ -70,7 +72,7 @@ def test_nofpu_target_gets_the_same_dsp_kernel(sweep):
     compiler's __ARM_FP picks one)."""
     layers, kernels = sweep
     for (_, ql), k in list(zip(layers, kernels))[::7]:
-        n = generate(ql, EmitOptions(name=k.name, target="cortex-m4-nofpu"))
+        n = generate(ql, EmitOptions(name=k.name, target="cortex-m4-nofpu", opt=k.options.opt))
         assert n.dsp is not None and n.dsp.flow == k.dsp.flow
         assert n.c_source.replace("for cortex-m4-nofpu", "for cortex-m4") == k.c_source
         if n.dsp.tile is not None:

@@ -36,7 +36,7 @@ from dwgen.names import sanitize_c_name
 from dwgen.outdir import write_files
 
 from helpers import tool_missing
-from tile_classes import REQUIRED, class_layers, kernel_classes
+from tile_classes import REQUIRED, class_layers, kernel_classes, size_class_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -116,6 +116,9 @@ def tile_kernels() -> list[tuple[GeneratedKernel, dwgen.QuantizedLayer]]:
     for i, (label, ql) in enumerate(class_layers()):
         name = sanitize_c_name(f"tile{i:02d} {label}")
         out.append((generate(ql, EmitOptions(name=name, target=TILE_TARGET)), ql))
+    for i, (label, ql) in enumerate(size_class_layers()):  # --opt size: one tile body
+        name = sanitize_c_name(f"tsz{i:02d} {label[len('size: '):]}")
+        out.append((generate(ql, EmitOptions(name=name, target=TILE_TARGET, opt="size")), ql))
     return out
 
 
@@ -162,7 +165,7 @@ def test_every_kernel_has_vectors_and_is_in_the_main(emitted):
     out, names = emitted["cortex-m4"]
     kernels = sorted(p.stem for p in out.glob("*.c") if p.name != testvectors.MAIN_FILE)
     assert names == kernels
-    assert len(kernels) == 5 + 4 + 5 + len(class_layers())  # layer files, kws_dscnn, mobilenet_tiny, tiles
+    assert len(kernels) == 5 + 4 + 5 + len(class_layers()) + len(size_class_layers())  # layer files, kws_dscnn, mobilenet_tiny, tiles
     assert {"dw1_1", "dw2_1", "dw3_1", "dw4_1"} <= set(names)
     text = (out / testvectors.MAIN_FILE).read_text()
     for n in names:

@@ -93,8 +93,51 @@ def class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
     ]
 
 
+#: class_layers() labels also generated with `--opt size` (size_class_layers).
+SIZE_RERUNS = ("row ring", "row tails", "block", "compact weights", "int8 taps, left shift",
+               "plane stride 2, 3 shifts", "plane NCHW, odd channels", "held", "stash", "memory 7x7",
+               "register shift, dead fix", "single shift", "relu6 narrow", "relu_n1_to_1 narrow", "stride 2",
+               "dilation 2", "depth multiplier 4", "W = 1", "batch 2", "NCHW row", "rows, held weights")
+
+
+def size_class_layers() -> list[tuple[str, dwgen.QuantizedLayer]]:
+    """(label, layer) to generate with `--opt size` (one tile body, a register shift when the
+    channels' right shifts differ, the smallest plan that stays fast): layers shaped like the
+    benchmark's, whose size plans read int8 weights (the tile's channel head, or the C rebuild),
+    and some class_layers() again."""
+    three = [0.01, 0.005, 0.0025]
+
+    def ws(c):
+        return (three * c)[:c]
+
+    by_label = dict(class_layers())
+    return [
+        ("size: plane, int8 taps, kq in the record", class_layer(0.003, hw=(3, 3), c=64, ws=ws(64))),
+        ("size: plane, C rebuild", class_layer(0.003, hw=(3, 3), c=128, ws=ws(128))),
+        ("size: channel loop, int8 taps, stash", class_layer(0.003, hw=(25, 5), c=64, ws=ws(64))),
+        ("size: block, C rebuild", class_layer(0.003, hw=(6, 6), c=128, ws=ws(128))),
+        ("size: channel loop, int8 taps, dead sign fix", class_layer(0.003, hw=(12, 12), c=64, ws=ws(64),
+                                                                     act="relu", zp=(4, -128))),
+        ("size: rows, stash, stride 2", class_layer(0.003, hw=(12, 12), strides=(2, 2), c=64, ws=ws(64))),
+    ] + [(f"size: {label}", by_label[label]) for label in SIZE_RERUNS]
+
+
 def kernel_classes(k) -> set[str]:
     """Every tile class the generated kernel `k` exercises (none without a tile)."""
+    out = _classes(k)
+    if k.options.opt == "size" and out:
+        t = k.dsp.tile
+        out = out | {"size", f"size / loop {t.loop}", f"size / weights {t.plan.weights}",
+                     "size / register shift" if t.requants[0].rshift is None else "size / immediate shift"}
+        if t.plan.shape.channels:
+            out.add("size / channel loop")
+        store = k.dsp.store
+        out.add("size / baked pairs" if store is None else "size / int8 taps" if store.head else "size / compact weights")
+        assert len(t.bodies) == 1 and len(t.requants) == 1, k.name  # one shared body
+    return out
+
+
+def _classes(k) -> set[str]:
     d = k.dsp
     if d is not None and d.taps is not None:
         out = {"taps", f"taps / {'uniform shift' if d.uniform_rshift is not None else 'shift per channel'}"}
@@ -172,4 +215,8 @@ REQUIRED = {
     "kq register", "kq per output", "C tails",
     "stride 2", "dilation 2", "depth multiplier 2", "depth multiplier 4", "1-D", "batch 2", "NCHW",
     "W = 1 as 1 x H",
+    # --opt size (size_class_layers)
+    "size", "size / loop row", "size / loop rows", "size / loop block", "size / loop plane", "size / channel loop",
+    "size / weights held", "size / weights stash", "size / weights memory", "size / register shift",
+    "size / immediate shift", "size / baked pairs", "size / int8 taps", "size / compact weights",
 }
