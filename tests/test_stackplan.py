@@ -12,7 +12,7 @@ import pytest
 from dwgen.codegen import EmitOptions, generate
 from dwgen.suite import suite_layers
 from helpers import emulator_tools, random_qlayer
-from tile_classes import class_layers
+from tile_classes import class_layers, size_class_layers
 
 
 def _layers():
@@ -36,6 +36,8 @@ def test_measured_stack_is_within_the_header_bound(target, compiler):
     emulator_tools()
     labelled = [(label, ql, generate(ql, EmitOptions(name=f"k{i}", target=target)))
                 for i, (label, ql) in enumerate(_layers())]
+    labelled += [(f"--opt size: {label}", ql, generate(ql, EmitOptions(name=f"s{i}", target=target, opt="size")))
+                 for i, (label, ql) in enumerate(size_class_layers())]
     build = TargetBuild([k for _, _, k in labelled], target, compiler=compiler)
     over = []
     for label, ql, k in labelled:
