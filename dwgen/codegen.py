@@ -307,7 +307,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
         if inner is not None and inner.dsp is not None:
             dsp, swapped_c = inner.dsp, inner.c_source
         elif dsp is None:
-            dsp = choose_plan(ql, opts.name)
+            dsp = choose_plan(ql, opts.name, target=opts.target)
     description = describe(described_as or ql, opts)
     if described_as is not None:
         description.append(f"Computed as the equivalent {g.in_h}x{g.in_w} layer: W is 1, so rows and columns "
