@@ -288,7 +288,7 @@ def _assign(shape: TileShape, rq: Requant, mode: str, core: str = "m4") -> TileP
     breg = free.pop(0) if free and st.width > 1 else None
     mhold = None
     zregs: tuple[str, ...] = ()
-    if core == "m7" and mode != "held":
+    if core == "m7":
         # M7: a fetch from the stash pairs with a MAC and costs no cycle of its own, registers
         # are what lets the requantizations overlap the MACs: the multiplier held for the call
         # (so the requantization needs no load temporary) and one more result register come
@@ -303,7 +303,7 @@ def _assign(shape: TileShape, rq: Requant, mode: str, core: str = "m4") -> TileP
             for i in wregs:
                 if free:
                     held[(ky, i)] = free.pop(0)
-    if core == "m7" and mode != "held" and free:
+    if core == "m7" and free:
         ereg = free.pop(0)
     mreg = temps[0]
     kreg = breg or (row_regs[0] if row_regs else None)
@@ -660,6 +660,8 @@ def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, s
     else:
         out += _held_loads(p, wp, writeback=True)
     out.append((f"vmov s{WPTR}, {wp}" if fpu else f"str {wp}, [sp, #{4 * WPTR}]", ""))
+    if p.mhold:
+        out.append((_fetch(MULT, p.mhold, fpu), "its multiplier, held"))
     return out
 
 
