@@ -106,6 +106,7 @@ pipelining or address-dependency effects.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -229,6 +230,29 @@ class Insn:
     #: registers read early (Cortex-M7 model): through an inline shift (``r2, asr #31``), or
     #: the extracted/shifted source of PKHBT/PKHTB and the extend-and-add family
     early: frozenset = frozenset()
+
+    @functools.cached_property
+    def m7_kind(self) -> str:
+        """The M7 model's issue group (`_m7_kind`), computed once."""
+        return _m7_kind(self)
+
+    @functools.cached_property
+    def m7_operands(self) -> tuple:
+        """(register, stage) per register read, the stage the M7 model's ready times index:
+        0 late ALU, 1 early (MAC multiplicand, shifted or extracted operand, address), 2 a MAC's
+        accumulate operand, 3 a store's data."""
+        k = self.m7_kind
+        out = []
+        for r in sorted(self.reads):
+            if k == "mac" and r in self.acc_regs:
+                out.append((r, 2))
+            elif k == "store" and r not in self.addr_regs:
+                out.append((r, 3))
+            elif r in self.early or r in self.addr_regs or k == "mac":
+                out.append((r, 1))
+            else:
+                out.append((r, 0))
+        return tuple(out)
 
     @property
     def is_mem(self) -> bool:
@@ -548,26 +572,16 @@ class M7Issue:
     def _operands_ready(self, ins: Insn, k: str) -> int:
         t = 0
         skip = (self.older[0].dests if self.older is not None and ins.name == "movt"
-                and self.older[0].text.startswith("movw") else frozenset())
-        for r in ins.reads:
-            rv = None if r in skip else self.ready.get(r)
-            if rv is None:
-                continue
-            late, early, acc, data = rv
-            if k == "mac" and r in ins.acc_regs:
-                need = acc
-            elif k == "store" and r not in ins.addr_regs:
-                need = data
-            elif r in ins.early or r in ins.addr_regs or k == "mac":
-                need = early
-            else:
-                need = late
-            if need > t:
-                t = need
+                and self.older[0].text.startswith("movw") else ())
+        ready = self.ready
+        for r, stage in ins.m7_operands:
+            rv = ready.get(r)
+            if rv is not None and rv[stage] > t and r not in skip:
+                t = rv[stage]
         return t
 
     def probe(self, ins: Insn) -> int:
-        k = _m7_kind(ins)
+        k = ins.m7_kind
         t = self._operands_ready(ins, k)
         if self.older is not None and t <= self.cycle and _m7_pairs(*self.older, ins, k, self.p):
             return self.cycle
@@ -575,7 +589,7 @@ class M7Issue:
 
     def push(self, ins: Insn) -> int:
         p = self.p
-        k = _m7_kind(ins)
+        k = ins.m7_kind
         t = self._operands_ready(ins, k)
         if self.older is not None and t <= self.cycle and _m7_pairs(*self.older, ins, k, p):
             issue = self.cycle
