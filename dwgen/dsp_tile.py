@@ -343,7 +343,33 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
           at: tuple[int, int] | None = None) -> list[tuple[str, str]]:
     """One step: `width` outputs from the band at q + `qoff` bytes, stored from dst + `doff`;
     `at`: its (output row, step) in a "plane" tile, whose padding words it skips."""
+    return _step_split(p, rq, fpu, qoff, doff, at)[0]
+
+
+def _preloads(p: TilePlan) -> bool:
+    """M7 "rows" loops: each iteration ends by fetching what the next one starts with (the bias,
+    kernel row 0's weights, its first two band words), so its first MAC need not wait for them;
+    the loop's entry fetches them for the first. Only where those band words lie inside what the
+    iteration itself reads (so the last iteration's fetch stays in the band)."""
     sh = p.shape
+    if p.core != "m7" or sh.loop != "rows" or not p.breg:
+        return False
+    words = sh.step.words
+    return sh.adv_q + 4 * max(words[:2]) <= 4 * ((sh.kh - 1) * sh.row_step + max(words))
+
+
+def _preload(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0) -> list[tuple[str, str]]:
+    """What a preloading loop's iteration at q + `qoff` starts with (see `_preloads`)."""
+    out, npre = _step_split(p, rq, fpu, qoff)
+    return out[:npre]
+
+
+def _step_split(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
+                at: tuple[int, int] | None = None) -> tuple[list[tuple[str, str]], int]:
+    """`_step`, and how many of its first instructions are the fetches `_preload` takes: the bias,
+    kernel row 0's weights and its first pair of band words."""
+    sh = p.shape
+    npre = 0
     st = sh.step
     out: list[tuple[str, str]] = []
     wregs = _row_wregs(st)
@@ -378,6 +404,8 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
                 off = qoff + 4 * (ky * sh.row_step + word)
                 out.append((f"ldr {p.temps[j]}, [r0, #{off}]",
                             f"kernel row {ky}: band words" if k == 0 and j == 0 else ""))
+            if ky == 0 and k == 0:
+                npre = len(out)
             for j, word in enumerate(pair):
                 for o in st.ops:
                     if o.word == word:
@@ -391,16 +419,17 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
         out.append((_fetch(MULT, m, fpu), "requantize: multiplier"))
     if p.kreg:
         out.append((_fetch(KQ, p.kreg, fpu), "kq"))
-    # M7: the outputs' requantizations overlap, so each takes the next of the registers free by
-    # then (the second load temporary, the streamed weight rows) and saturates into its own
-    # accumulator (dead after the sign fix); the M4 keeps one result register
+    # M7: the outputs' requantizations overlap: the first output's result goes in the spare
+    # register (else the second load temporary), each later one's in the accumulator of the
+    # output before it (dead after that one's sign fix), so the load temporaries and weight
+    # registers are free for the next iteration's fetches; the M4 keeps one result register
     m7 = p.core == "m7"
     zs = [p.temps[1]]
     if m7:
-        zs = list(p.zregs) + zs + [r for r in p.row_regs if r != p.kreg] + ([p.temps[0]] if p.mhold else [])
+        zs = list(p.zregs or (p.temps[1],)) + list(p.accs)
     for a, acc in enumerate(p.accs):
-        z = zs[a % len(zs)]
-        y = acc if m7 and rq.rshift is not None else z
+        z = zs[a] if m7 else zs[0]
+        y = z
         if p.kreg:
             out.append((f"smmlar {z}, {acc}, {m}, {p.kreg}", f"output {a}"))
         else:
@@ -423,7 +452,7 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
             if rq.act_max != 127:
                 out.append((f"sub {y}, {y}, #{127 - rq.act_max}", ""))
         out.append((f"strb {y}, [r1, #{doff + a * sh.out_col}]", ""))
-    return out
+    return out, npre
 
 
 def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[tuple[str, str]]:
@@ -432,11 +461,12 @@ def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[
     sh = p.shape
     out = [(f"add r0, r0, #{sh.adv_q}", "next " + ("channel" if sh.loop == "plane" else "iteration")),
            (f"add r1, r1, #{sh.adv_dst}", "")]
+    t = p.accs[-1] if _preloads(p) else p.temps[0]  # a preloading loop's temporaries are taken
     if p.ereg:
         out.append((f"cmp r0, {p.ereg}", ""))
     else:
-        out.append((_fetch(stop, p.temps[0], fpu), ""))
-        out.append((f"cmp r0, {p.temps[0]}", ""))
+        out.append((_fetch(stop, t, fpu), ""))
+        out.append((f"cmp r0, {t}", ""))
     out.append((f"bne {label}", ""))
     return out
 
@@ -445,6 +475,11 @@ def _body(p: TilePlan, rq: Requant, fpu: bool, label: str = ".Lloop") -> list[tu
     """The loop body: (instruction, comment) pairs, the loop branch last. For a "plane" loop:
     one channel's whole output plane (its steps unrolled), without the channel head."""
     sh = p.shape
+    if _preloads(p):
+        out, npre = _step_split(p, rq, fpu)
+        nxt = [(i, "the next iteration's first fetches" if k == 0 else c)
+               for k, (i, c) in enumerate(_preload(p, rq, fpu, sh.adv_q))]
+        return out[npre:] + nxt + _loop_end(p, fpu, END, label)
     if sh.loop != "plane":
         return _step(p, rq, fpu) + _loop_end(p, fpu, INNER if sh.loop == "block" else END, label)
     out = []
@@ -603,15 +638,27 @@ def _w8_loads(p: TilePlan, wp: str, busy: set[str], fpu: bool, slot0: int = WEIG
     temps = _w8_temps(p, busy)
     out: list[tuple[str, str]] = []
     wregs = _row_wregs(sh.step)
+    nwords = 0
     for ky in range(sh.kh):
         taps = sorted({kx for i in wregs for kx in w8.row_words[i] if kx is not None})
         treg = dict(zip(taps, temps))
         spare = temps[len(taps)]  if len(temps) > len(taps) else None
+        spares = [spare]
+        if p.core == "m7":
+            # M7: alternate the kernel rows' tap registers and rotate the words' registers over
+            # what is left, so the rebuilds of successive words and rows overlap
+            two = len(temps) >= 2 * len(taps) + 1
+            base = len(taps) * (ky % 2) if two else 0
+            treg = dict(zip(taps, temps[base:base + len(taps)]))
+            spares = temps[2 * len(taps):] if two else temps[len(taps):]
+            spares = spares or [spare]
         for n, kx in enumerate(taps):
             out.append((f"ldrsb {treg[kx]}, [{wp}, #{w8.offset(ky, kx)}]",
                         f"kernel row {ky}: its int8 taps" if n == 0 else ""))
         for i in wregs:
             lo, hi = w8.row_words[i]
+            spare = spares[nwords % len(spares)]
+            nwords += (ky, i) not in p.held
             dst = p.held.get((ky, i), spare)
             if hi is not None:
                 out.append((f"pkhbt {dst}, {treg[lo]}, {treg[hi]}, lsl #16", f"word {i}: (w{lo}, w{hi})"))
@@ -859,7 +906,7 @@ def _chan_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool):
     if k < len(rqs) - 1:
         disp = disp[: 3 + 2 * k]
         taken.add(len(seq) + len(disp) - 1)
-    seq = seq + disp + _kq_prefix(p, rqs[k], fpu)
+    seq = seq + disp + _kq_prefix(p, rqs[k], fpu) + (_preload(p, rqs[k], fpu) if _preloads(p) else [])
     body = _body(p, rqs[k], fpu, f"%loop{k}")
     steps = sh.steps if sh.loop == "block" else 1
     for i in range(steps):
@@ -883,7 +930,8 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
     emit(_chan_prologue(p, fpu))
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
-    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%entry" if p.shape.w8 else "%loop"))
+    entry = p.shape.w8 or _preloads(p)  # code run on entering a body, before its loop
+    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%entry" if entry else "%loop"))
 
     def body(k):
         out = _body(p, rqs[k], fpu, f"%loop{k}")
@@ -891,7 +939,7 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
             out += _row_advance(p, fpu, f"%loop{k}")
         return out + _chan_tail(p, fpu)
 
-    prefix = (lambda k: _kq_prefix(p, rqs[k], fpu)) if p.shape.w8 else None
+    prefix = (lambda k: _kq_prefix(p, rqs[k], fpu) + _preload(p, rqs[k], fpu) * _preloads(p)) if entry else None
     return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "loop", body, always_label=True, prefix=prefix)
 
 
@@ -1056,6 +1104,8 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool, rqs: list[Requan
     if p.shape.channels:
         return _channel_asm(p, rqs, symbol, fpu, lines, emit)
     emit(_prologue(p, fpu, rq.rshift is not None))
+    if _preloads(p):
+        emit(_preload(p, rq, fpu))
     lines.append(".balign 4")
     lines.append(f"{label}:")
     emit(_body(p, rq, fpu))
@@ -1153,6 +1203,7 @@ class _Op:
     uses: frozenset
     mem: str | None  # "load", "store" or None
     branch: bool
+    base: str | None = None  # a memory access's base register
 
 
 @functools.lru_cache(maxsize=16384)
@@ -1270,7 +1321,7 @@ def _parse(ins: str, comment: str = "") -> _Op:
     if name in ("push", "pop", "vpush", "vpop"):
         defs.add("sp")
     uses = set(reads) | flags_r
-    return _Op(ins, comment, insn, frozenset(defs), frozenset(uses), mem, writes_pc)
+    return _Op(ins, comment, insn, frozenset(defs), frozenset(uses), mem, writes_pc, next(iter(addr), None))
 
 
 def _latency(op: _Op) -> int:
@@ -1285,24 +1336,32 @@ def _latency(op: _Op) -> int:
     return 1
 
 
+#: Base registers whose memory never overlaps, by the tile contract: r0 walks the band (the
+#: kernel's own buffer), r1 the output. Every other pair of accesses with a store keeps its order.
+_DISJOINT = frozenset({"r0", "r1"})
+
+
+def _may_alias(a: _Op, b: _Op) -> bool:
+    return not (a.base in _DISJOINT and b.base in _DISJOINT and a.base != b.base)
+
+
 def _depends(a: _Op, b: _Op) -> bool:
     """Whether `b` (later) must stay after `a`."""
     if a.defs & b.uses or a.uses & b.defs or a.defs & b.defs:
         return True
-    if a.mem and b.mem and "store" in (a.mem, b.mem):
+    if a.mem and b.mem and "store" in (a.mem, b.mem) and _may_alias(a, b):
         return True
     return a.branch or b.branch
 
 
 def _dependences(ops: list[_Op]) -> list[set[int]]:
     """For each instruction, the earlier ones it must follow (the edges `_depends` describes, found
-    through the last writer and the readers since of each register, and the memory accesses since
-    the last store)."""
+    through the last writer and the readers since of each register, and the earlier memory
+    accesses)."""
     preds: list[set[int]] = []
     last_def: dict[str, int] = {}
     readers: dict[str, list[int]] = {}
-    last_store: int | None = None
-    loads: list[int] = []
+    mem: list[int] = []
     for j, o in enumerate(ops):
         pj: set[int] = set()
         for r in o.uses:
@@ -1313,10 +1372,7 @@ def _dependences(ops: list[_Op]) -> list[set[int]]:
                 pj.add(last_def[r])  # write after write
             pj.update(readers.get(r, ()))  # write after read
         if o.mem:
-            if last_store is not None:
-                pj.add(last_store)
-            if o.mem == "store":
-                pj.update(loads)
+            pj.update(i for i in mem if (o.mem == "store" or ops[i].mem == "store") and _may_alias(ops[i], o))
         if o.branch:
             pj.update(range(j))
         pj.discard(j)
@@ -1326,10 +1382,8 @@ def _dependences(ops: list[_Op]) -> list[set[int]]:
         for r in o.defs:
             last_def[r] = j
             readers[r] = []
-        if o.mem == "store":
-            last_store, loads = j, []
-        elif o.mem == "load":
-            loads.append(j)
+        if o.mem:
+            mem.append(j)
     return preds
 
 

@@ -18,6 +18,7 @@ import re
 import subprocess
 
 import numpy as np
+import pytest
 
 from dwgen import dsp_tile
 from dwgen.codegen import EmitOptions, generate
@@ -226,3 +227,14 @@ def test_kws_body_predicted_m7_cycles_match_the_model():
     m4_cycles = m7_issue([dsp_tile._parse(i).insn for i, _ in m4]) + 2
     assert t.plan.body_cycles < m4_cycles
     assert t.plan.body_cycles / t.plan.macs_per_iteration <= 1.1
+@pytest.mark.parametrize("name", ["kws_dscnn_dw"])
+def test_kws_layer_meets_the_m7_bar(name):
+    """Issue #10's bar for the M7 schedule: the 3x3 stride-1 benchmark layer at <= 1.3 cycles per
+    MAC on the M7 model, bit-exact."""
+    from dwgen.bench import run_bench, suite_cases
+
+    emulator_tools()
+    case = next(c for c in suite_cases("mlperf-tiny") if c.name == name)
+    r = run_bench([case], ["cortex-m7"]).results[0]
+    assert r.dwgen.exact
+    assert r.dwgen.cycles_m7 / r.macs <= 1.30, r.dwgen.cycles_m7 / r.macs
