@@ -63,8 +63,9 @@ loops are heavier in loads, stores and byte loads, which the refined rules charg
 Cortex-M7 model (``model="m7"``, rough, clearly an estimate)
 ------------------------------------------------------------
 Arm publishes no M7 timing table. The rules below follow public microbenchmark notes
-(J. Nowak's "pipeline cycle test" notes for the M7 and the quinapalus.com M7 tables, both
-measured on STM32H7 parts); where those are silent, the rule is a guess and says so.
+(the "pipeline cycle test" notes on the M7 in github.com/jnk0le/random and the M7 tables
+on quinapalus.com, both measured on STM32H7 parts); where those are silent, the rule is a
+guess and says so.
 Each block is simulated from an empty pipeline, in order, at most two instructions per
 cycle (`m7_issue`): an instruction issues in the cycle of the one before it when its
 operands are ready by then and the pair is allowed:
@@ -421,7 +422,7 @@ class Decoder:
 
 @dataclass(frozen=True)
 class M4Params:
-    """Tunable constants of the timing models (defaults: the M4 TRM table; M7 fitted to docs/benchmark-layers.md)."""
+    """Tunable constants of the timing models (defaults: the M4 TRM table; M7: public microbenchmarks, see the module notes)."""
 
     P: int = 2                  # pipeline refill after a taken branch
     div: int = 7                # SDIV/UDIV
