@@ -318,7 +318,7 @@ def generate(ql: QuantizedLayer, options: EmitOptions | None = None, *,
         if inner is not None and inner.dsp is not None:
             dsp, swapped_c = inner.dsp, inner.c_source
         elif dsp is None:
-            dsp = choose_plan(ql, opts.name, size=True) if size else choose_plan(ql, opts.name)
+            dsp = choose_plan(ql, opts.name, size=size, target=opts.target)
             if size and (dsp is None or dsp.tile is None):
                 fallback = size_fallback_reason(ql, dsp)
                 dsp = None

@@ -55,20 +55,48 @@ Calibration: on the 15 layers of ``docs/benchmark-layers.md`` (CMSIS-NN at the s
 commit, gcc 12.2.1 -O2, newlib memcpy/memset via ``build_elf(newlib=True)``) this
 module reproduces the baseline's instruction counts exactly and its M4 cycle counts to
 within 1-3 cycles, once the harness's own call overhead (46 instructions, 67 cycles
-in our harness) is taken off. The M7 defaults below were fitted to the baseline's M7
-column: within -9 % .. +6 % per layer, 2 % on average.
+in our harness) is taken off. The M7 model is not calibrated against hardware: the
+baseline's M7 column came from an earlier, simpler version of it, and on CMSIS-NN this
+version estimates 2-4 % more on the 3x3 layers and 9-26 % more on the others (their
+loops are heavier in loads, stores and byte loads, which the refined rules charge).
 
 Cortex-M7 model (``model="m7"``, rough, clearly an estimate)
 ------------------------------------------------------------
-In-order dual issue, simulated per block from an empty pipeline: an instruction
-pairs with the one before it (same cycle) when it does not read that instruction's
-result, it is not a multiply/MAC/DSP/SIMD/saturating/divide op (those issue in slot 0
-only; one MAC unit), at most one of the pair is a store and neither is LDRD/LDM/STM/
-PUSH/POP/FPU (two load ports: two independent single loads pair). Latencies: ALU 1,
-loads 1 (``m7_load_lat``), multiplies/MACs 2 with accumulator forwarding (a MAC chain
-on one accumulator issues every cycle), SDIV 7. LDM/STM/PUSH/POP take ceil(N/2) issue
-cycles (64-bit bus), LDRD/STRD one. A taken branch costs 2 extra cycles
-(``m7_taken``); prediction, cache misses and pairing across blocks are not modelled.
+Arm publishes no M7 timing table. The rules below follow public microbenchmark notes
+(the "pipeline cycle test" notes on the M7 in github.com/jnk0le/random and the M7 tables
+on quinapalus.com, both measured on STM32H7 parts); where those are silent, the rule is a
+guess and says so.
+Each block is simulated from an empty pipeline, in order, at most two instructions per
+cycle (`m7_issue`): an instruction issues in the cycle of the one before it when its
+operands are ready by then and the pair is allowed:
+
+* never paired: LDRD/STRD, LDM/STM/PUSH/POP and their FPU forms (they take ceil(N/2)
+  cycles on the 64-bit bus), divides, FPU arithmetic (guess: it never occurs in dwgen
+  kernels);
+* not two multiplies/MACs (one MAC pipeline), not a multiply beside a store, not two
+  stores; MACs (SMLAD, SMLAxy, SMMLAR ...) may be in either slot;
+* DSP, SIMD, saturation, extend and bit-field ops (SSAT, PKHBT, SXTAB16, SEL, UBFX ...)
+  only as the older instruction of a pair, so never two of them;
+* two single loads pair (two load ports; the even/odd-word bank condition is not
+  modelled); a load or store pairs with anything but the above;
+* one core<->S-register ``VMOV`` per cycle, pairing with integer instructions (guess);
+* not when the younger reads or writes what the older writes (no forwarding within a
+  cycle; MOVW+MOVT is the measured exception), and not two instructions that each read
+  an inline-shifted register.
+
+Result latencies (cycles until a consumer may issue): ALU, DSP and ``VMOV Rt, Sn`` 1; word
+loads ``m7_load_lat`` = 1, byte/halfword loads 2; multiplies and MACs ``m7_mac_lat`` = 2,
+but 1 into the accumulator of the next MAC (a chain on one accumulator issues every cycle);
+``VMOV Sn, Rt`` 3 (``m7_fp_transfer``); LDM ceil(N/2)+1. Consumers that read in the early
+ALU stage need the value one cycle sooner (so add 1): MAC multiplicands, inline-shifted
+operands, the extracted source of PKHBT/SXTAB16, and load/store addresses (except after a
+plain ADD/SUB/MOV). A store's data may come from the instruction just before it.
+A taken branch costs ``m7_taken`` = 2 extra cycles. A block the emulator split without a
+branch (a 1 KB page boundary) continues the run of its predecessor. Not modelled: branch
+prediction and mispredictions (6-8 cycles on hardware), dual issue across a taken branch,
+caches, TCM wait states and bank conflicts, the store buffer (byte stores can back up),
+instruction fetch and alignment effects. Off by tens of percent either way on real code is
+plausible: read it as a ranking of schedules, not a cycle count.
 
 Cortex-M0/M0+ model (``model="m0"``)
 ------------------------------------
@@ -79,6 +107,7 @@ pipelining or address-dependency effects.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -88,7 +117,7 @@ from capstone import arm_const as A
 
 __all__ = [
     "Insn", "Block", "Decoder", "M4Params", "CycleEstimate", "estimate", "estimate_sequence",
-    "MODELS", "CLASSES",
+    "MODELS", "CLASSES", "M7Issue", "m7_issue",
 ]
 
 MODELS = ("m4", "m7", "m0")
@@ -199,6 +228,32 @@ class Insn:
     nregs: int                # register words moved by LDM/STM/PUSH/POP/VLDM/...
     acc_regs: frozenset       # accumulator operands of a multiply-accumulate
     writeback: bool = False   # base register write-back ([Rn, #i]!, [Rn], #i, Rn!)
+    #: registers read early (Cortex-M7 model): through an inline shift (``r2, asr #31``), or
+    #: the extracted/shifted source of PKHBT/PKHTB and the extend-and-add family
+    early: frozenset = frozenset()
+
+    @functools.cached_property
+    def m7_kind(self) -> str:
+        """The M7 model's issue group (`_m7_kind`), computed once."""
+        return _m7_kind(self)
+
+    @functools.cached_property
+    def m7_operands(self) -> tuple:
+        """(register, stage) per register read, the stage the M7 model's ready times index:
+        0 late ALU, 1 early (MAC multiplicand, shifted or extracted operand, address), 2 a MAC's
+        accumulate operand, 3 a store's data."""
+        k = self.m7_kind
+        out = []
+        for r in sorted(self.reads):
+            if k == "mac" and r in self.acc_regs:
+                out.append((r, 2))
+            elif k == "store" and r not in self.addr_regs:
+                out.append((r, 3))
+            elif r in self.early or r in self.addr_regs or k == "mac":
+                out.append((r, 1))
+            else:
+                out.append((r, 0))
+        return tuple(out)
 
     @property
     def is_mem(self) -> bool:
@@ -223,6 +278,22 @@ class Block:
     @property
     def last(self) -> Insn | None:
         return self.insns[-1] if self.insns else None
+
+
+#: Extracting/packing ops whose last source goes through the early ALU's shifter on the M7
+#: (public measurements, see the M7 model): PKHBT/PKHTB and the extend(-and-add) family.
+_EXTRACT = frozenset({"pkhbt", "pkhtb", "sxtab", "sxtah", "uxtab", "uxtah", "sxtab16", "uxtab16",
+                      "sxtb", "sxth", "uxtb", "uxth", "sxtb16", "uxtb16"})
+
+
+def _early_operands(name: str, regops: list[str]) -> set[str]:
+    """Registers an instruction reads in the M7's early ALU stage (besides inline shifts)."""
+    if name in _EXTRACT and len(regops) >= 2:
+        out = {regops[-1]}
+        if name == "pkhtb" and len(regops) >= 3:
+            out.add(regops[1])
+        return out
+    return set()
 
 
 def _reg_words(rname: str) -> int:
@@ -279,11 +350,14 @@ class Decoder:
         reads: set[str] = set()
         addr_regs: set[str] = set()
         regops: list[str] = []
+        early: set[str] = set()
         has_q = False
         for k, op in enumerate(i.operands):
             if op.type == A.ARM_OP_REG:
                 r = rn(op.reg)
                 regops.append(r)
+                if op.shift.type and op.shift.value:
+                    early.add(r)
                 if r.startswith("q"):
                     has_q = True
                 acc = op.access
@@ -312,6 +386,10 @@ class Decoder:
             reads.add(base)
             dests.discard(base)              # write-back of the base register
             nregs = sum(_reg_words(r) for r in regops[1:])
+            if name in ("vldmia", "vldmdb", "vldm"):
+                # capstone marks the registers VLDM loads as read: they are written
+                dests.update(regops[1:])
+                reads.difference_update(regops[1:])
         elif name in ("push", "pop", "vpush", "vpop"):
             addr_regs.add("sp")
             nregs = sum(_reg_words(r) for r in regops)
@@ -333,17 +411,18 @@ class Decoder:
         cond = i.cc not in (A.ARM_CC_AL, A.ARM_CC_INVALID) or name in ("cbz", "cbnz")
         if name == "it":
             cond = False
+        early |= _early_operands(name, regops)
         text = f"{i.mnemonic} {i.op_str}".strip()
         return Insn(i.address, i.size, name, text, cls, cond, writes_pc, frozenset(dests),
                     frozenset(reads), frozenset(addr_regs), nregs, acc_regs,
-                    bool(i.writeback))
+                    bool(i.writeback), frozenset(early))
 
 
 # ------------------------------------------------------------------------ M4 model
 
 @dataclass(frozen=True)
 class M4Params:
-    """Tunable constants of the timing models (defaults: the M4 TRM table; M7 fitted to docs/benchmark-layers.md)."""
+    """Tunable constants of the timing models (defaults: the M4 TRM table; M7: public microbenchmarks, see the module notes)."""
 
     P: int = 2                  # pipeline refill after a taken branch
     div: int = 7                # SDIV/UDIV
@@ -353,6 +432,7 @@ class M4Params:
     m7_load_lat: int = 1        # M7 load-to-use latency (1: no load-use stall)
     m7_mac_lat: int = 2         # M7 multiply/MAC result latency (accumulator forwarded)
     m7_pair_loads: bool = True  # two single loads can issue together
+    m7_fp_transfer: int = 3     # M7 VMOV S<n>, Rt result latency (to a VMOV reading it back)
     m0_mul: int = 1             # MULS on M0/M0+ (1: fast multiplier, 32: small one)
     addr_dep_after_load: bool = False   # +1 also for a plain LDR whose address was loaded
 
@@ -411,75 +491,164 @@ def _m0_cost(ins: Insn, prev: Insn | None, p: M4Params) -> int:
     return 1
 
 
+#: M7 model: instructions that issue alone (no partner in their cycle): LDRD/STRD, LDM/STM/PUSH/
+#: POP and their FPU forms, divides, Helium, and FPU arithmetic (never in a dwgen kernel).
+_M7_ALONE = frozenset({"load_dual", "store_dual", "load_multi", "store_multi", "fp_multi", "div",
+                       "mve", "unknown"})
+#: Byte and halfword loads: one cycle more result latency than a word load on the M7.
+_NARROW_LOADS = frozenset({"ldrb", "ldrsb", "ldrh", "ldrsh", "ldrbt", "ldrsbt", "ldrht", "ldrsht",
+                           "ldrexb", "ldrexh", "ldab", "ldah", "ldaexb", "ldaexh"})
+#: Bit-field and byte-order ops: the same older-slot-only DSP/bit-manipulation group on the M7.
+_M7_BITFIELD = frozenset({"ubfx", "sbfx", "bfi", "bfc", "rbit", "rev", "rev16", "revsh", "clz"})
+#: ALU ops whose result an early-stage consumer can take in the next cycle (no shift involved).
+_M7_SIMPLE = frozenset({"add", "adds", "sub", "subs", "mov", "movs", "movw", "movt", "addw", "subw"})
+
+
+def _m7_kind(ins: Insn) -> str:
+    """The M7 model's issue group of an instruction."""
+    c = ins.cls
+    if c in _M7_ALONE:
+        return "alone"
+    if c in ("mul", "dsp_mac"):
+        return "mac"
+    if c in ("simd", "sat", "extend") or ins.name in _M7_BITFIELD:
+        return "dsp"
+    if c in ("load", "fp_load"):
+        return "alone" if c == "fp_load" and ins.nregs > 1 else "load"
+    if c in ("store", "fp_store"):
+        return "alone" if c == "fp_store" and ins.nregs > 1 else "store"
+    if c == "fpu":
+        regs = ins.dests | ins.reads
+        core = [r for r in regs if not r.startswith(("s", "d", "q", "fpscr")) or r in ("sb", "sl", "sp")]
+        if ins.name == "vmov" and len(regs) == 2 and len(core) == 1:
+            return "vmov_to_core" if core[0] in ins.dests else "vmov_to_fp"
+        return "alone"
+    if c == "branch":
+        return "branch"
+    return "alu"
+
+
+def _m7_pairs(a: Insn, ka: str, b: Insn, kb: str, p: M4Params) -> bool:
+    """Whether `b` may issue in the same cycle as the older `a` (see the module notes)."""
+    if "alone" in (ka, kb) or a.writes_pc:
+        return False
+    if a.text.startswith("movw") and b.name == "movt":
+        return True         # the measured exception to the rules below
+    if b.reads & a.dests or b.dests & a.dests:
+        return False        # no forwarding inside a cycle, one write per register
+    if kb == "dsp":
+        return False        # DSP / bit-field ops issue from the older slot only
+    if ka == "mac" and kb == "mac":
+        return False        # one MAC pipeline
+    if "store" in (ka, kb) and ("mac" in (ka, kb) or ka == kb):
+        return False        # one store per cycle, and not beside a multiply
+    if ka == kb == "load" and not p.m7_pair_loads:
+        return False
+    if ka.startswith("vmov") and kb.startswith("vmov"):
+        return False        # one transfer between the register files per cycle
+    if a.early and b.early and ka != "dsp":
+        return False        # one inline-shifted operand per cycle
+    return True
+
+
+class M7Issue:
+    """The rough dual-issue M7 model as a state machine: `push` issues one instruction after the
+    ones before it (from an empty pipeline), `probe` tells the cycle an instruction would issue in
+    without issuing it (the tile scheduler's question), `cycles` the issue cycle of the last
+    instruction + 1 (taken-branch penalties are the caller's)."""
+
+    def __init__(self, p: M4Params | None = None) -> None:
+        self.p = p or M4Params()
+        # register -> (cycle from which a late-stage consumer may issue, an early-stage consumer
+        #              (MAC multiplicand, shifted operand, address), a MAC accumulate operand,
+        #              a store's data)
+        self.ready: dict[str, tuple[int, int, int, int]] = {}
+        self.cycle = -1
+        self.older: tuple[Insn, str] | None = None   # the instruction alone in `cycle` so far
+
+    @property
+    def cycles(self) -> int:
+        return self.cycle + 1
+
+    def _operands_ready(self, ins: Insn, k: str) -> int:
+        t = 0
+        skip = (self.older[0].dests if self.older is not None and ins.name == "movt"
+                and self.older[0].text.startswith("movw") else ())
+        ready = self.ready
+        for r, stage in ins.m7_operands:
+            rv = ready.get(r)
+            if rv is not None and rv[stage] > t and r not in skip:
+                t = rv[stage]
+        return t
+
+    def probe(self, ins: Insn) -> int:
+        k = ins.m7_kind
+        t = self._operands_ready(ins, k)
+        if self.older is not None and t <= self.cycle and _m7_pairs(*self.older, ins, k, self.p):
+            return self.cycle
+        return max(self.cycle + 1, t)
+
+    def push(self, ins: Insn) -> int:
+        p = self.p
+        k = ins.m7_kind
+        t = self._operands_ready(ins, k)
+        if self.older is not None and t <= self.cycle and _m7_pairs(*self.older, ins, k, p):
+            issue = self.cycle
+            self.older = None
+        else:
+            issue = max(self.cycle + 1, t)
+            self.cycle = issue
+            self.older = (ins, k)
+        occ = 1
+        if ins.cls in ("load_multi", "store_multi", "fp_multi"):
+            occ = max(1, math.ceil(ins.nregs / 2))
+        elif ins.cls == "div":
+            occ = p.div
+        elif ins.cls == "fpu" and ins.name in FP_SLOW:
+            occ = p.fp_slow
+        if k == "alone":
+            self.cycle = issue + occ - 1
+            self.older = None
+        # result latencies
+        if k == "load":
+            late = p.m7_load_lat + (1 if ins.name in _NARROW_LOADS else 0)
+            early, acc = late + 1, late
+        elif k == "mac":
+            late = p.m7_mac_lat
+            early, acc = late + 1, 1          # accumulator forwarding: a MAC chain issues every cycle
+        elif k in ("dsp", "vmov_to_core"):
+            late, early, acc = 1, 2, 1
+        elif k == "vmov_to_fp":
+            late = early = acc = p.m7_fp_transfer
+        elif ins.cls in ("load_multi", "fp_multi"):
+            late = occ + 1
+            early, acc = late + 1, late
+        elif ins.cls == "fpu":
+            late = 3 if ins.name in FP_MAC else 1
+            early = acc = late
+        elif ins.cls == "div":
+            late = early = acc = occ
+        elif ins.name in _M7_SIMPLE and not ins.early:
+            late = early = acc = 1
+        else:
+            late, early, acc = 1, 2, 1
+        for d in ins.dests:
+            self.ready[d] = (issue + late, issue + early, issue + acc, issue + 1)
+        return issue
+
+
+def m7_issue(insns, p: M4Params | None = None) -> int:
+    """Cycles of a straight-line sequence on the rough dual-issue M7 model, from an empty
+    pipeline (taken-branch penalties are added by the caller)."""
+    st = M7Issue(p)
+    for ins in insns:
+        st.push(ins)
+    return st.cycles
+
+
 def _m7_block(block: Block, p: M4Params) -> int:
     """Issue cycles of one block on the rough dual-issue M7 model (empty pipeline)."""
-    if not block.insns:
-        return 0
-    ready: dict[str, tuple[int, bool]] = {}
-    cycle = 0
-    slot = 0                 # instructions issued in `cycle`
-    prev: Insn | None = None
-    stores = 0
-    for ins in block.insns:
-        t = 0
-        for r in ins.reads:
-            rv = ready.get(r)
-            if rv is None:
-                continue
-            when, from_mac = rv
-            if from_mac and r in ins.acc_regs:
-                when -= 1    # accumulator forwarding in the MAC pipeline
-            if when > t:
-                t = when
-        c = ins.cls
-        single_issue = c in ("load_dual", "store_dual", "load_multi", "store_multi",
-                             "fp_multi", "fpu", "fp_load", "fp_store", "div", "mve")
-        pairable = (
-            slot == 1 and prev is not None and t <= cycle and not single_issue
-            and not prev.writes_pc
-            and c not in _SLOT0_ONLY
-            and not (ins.reads & prev.dests)
-            and not (c == "store" and stores)
-            and not (c == "load" and prev.cls == "load" and not p.m7_pair_loads)
-            and prev.cls not in ("load_dual", "store_dual", "load_multi", "store_multi",
-                                 "fp_multi", "fpu", "fp_load", "fp_store", "div", "mve")
-        )
-        if pairable:
-            issue = cycle
-            slot = 2
-        else:
-            issue = max(cycle + (1 if slot else 0), t)
-            slot = 1
-            stores = 0
-            prev = ins
-        if c == "store":
-            stores += 1
-        # occupancy and result latency
-        occ = 1
-        if c in ("load_multi", "store_multi", "fp_multi"):
-            occ = max(1, math.ceil(ins.nregs / 2))
-        elif c == "div":
-            occ = p.div
-        elif c == "fpu" and ins.name in FP_SLOW:
-            occ = p.fp_slow
-        if c in ("load", "load_dual", "fp_load"):
-            lat = p.m7_load_lat
-        elif c == "load_multi":
-            lat = occ + 1
-        elif c in ("mul", "dsp_mac"):
-            lat = p.m7_mac_lat
-        elif c == "fpu":
-            lat = 3 if ins.name in FP_MAC else 1
-        else:
-            lat = occ
-        for d in ins.dests:
-            ready[d] = (issue + lat, c in _MAC_CLASSES)
-        if occ > 1:
-            cycle = issue + occ - 1
-            slot = 2
-        else:
-            cycle = issue
-    return cycle + 1
+    return m7_issue(block.insns, p)
 
 
 # ------------------------------------------------------------------------ estimate
@@ -565,7 +734,7 @@ def estimate(blocks: Mapping[int, bytes], edges: Mapping[tuple[int, int], int], 
     taken_n = not_taken_n = 0
     execs: dict[int, int] = {}
     m4_per_block: dict[int, int] = {}
-    m7_cache: dict[int, int] = {}
+    m7_cache: dict = {}
     for (pa, ca), n in edges.items():
         if n <= 0:
             continue
@@ -596,9 +765,20 @@ def estimate(blocks: Mapping[int, bytes], edges: Mapping[tuple[int, int], int], 
         cyc["m4"] += n * m4
         cyc["m0"] += n * m0
         m4_per_block[ca] = m4_per_block.get(ca, 0) + n * m4
-        m7 = m7_cache.get(ca)
+        # A fall-through into a block that starts where its predecessor ends, without a
+        # branch between them, is one straight run the emulator split (QEMU translation blocks
+        # stop at 1 KB page boundaries): it is costed as the continuation of that run, not from
+        # an empty pipeline.
+        joined = (pred is not None and pred.end == ca and pred.last is not None
+                  and not pred.last.writes_pc)
+        key = (pa, ca) if joined else ca
+        m7 = m7_cache.get(key)
         if m7 is None:
-            m7 = m7_cache[ca] = _m7_block(blk, p)
+            if joined:
+                m7 = m7_issue(pred.insns + blk.insns, p) - m7_issue(pred.insns, p)
+            else:
+                m7 = _m7_block(blk, p)
+            m7_cache[key] = m7
         cyc["m7"] += n * m7
     for a, n in execs.items():
         blk = decoded[a]

@@ -35,6 +35,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import functools
+import re
+
 import numpy as np
 
 from . import dsp_weights
@@ -181,6 +184,11 @@ class TilePlan:
     breg: str | None = None  # the bias during the first MACs, then kq
     ereg: str | None = None  # the end pointer of q (of the row's steps, for a "block" loop)
     row_cycles: float = 0.0  # "block": M4 estimate of the step from one output row to the next
+    #: the pipeline the bodies are scheduled and priced for: "m4" (emitted order, M4 timing table)
+    #: or "m7" (`m7_order`, the dual-issue M7 model); body_cycles and row_cycles are in its cycles
+    core: str = "m4"
+    mhold: str | None = None  # M7: the multiplier, held for the call (or the channel)
+    zregs: tuple[str, ...] = ()  # M7: more registers for the requantization results
 
     @property
     def width(self) -> int:
@@ -204,8 +212,9 @@ def _row_wregs(step: Step) -> list[int]:
     return sorted({o.wreg for o in step.ops})
 
 
-def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
-    """Register assignment for `shape`, or None when it does not fit the core."""
+def plan_tile(shape: TileShape, rq: Requant, core: str = "m4") -> TilePlan | None:
+    """Register assignment for `shape`, or None when it does not fit the core; `core`: the
+    pipeline its bodies are scheduled and priced for ("m4" or "m7")."""
     st = shape.step
     width = st.width
     wregs = _row_wregs(st)
@@ -241,7 +250,7 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
             candidates.append("memory")
     best = None
     for mode in candidates:
-        p = _assign(shape, rq, mode)
+        p = _assign(shape, rq, mode, core)
         if p is None:
             continue
         if shape.channels and p.weights == "stash" and not _copy_regs(p, exclude_held=True):
@@ -251,7 +260,7 @@ def plan_tile(shape: TileShape, rq: Requant) -> TilePlan | None:
     return best
 
 
-def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan | None:
+def _assign(shape: TileShape, rq: Requant, mode: str, core: str = "m4") -> TilePlan | None:
     st = shape.step
     wregs = _row_wregs(st)
     pool = [r for r in GPRS if r not in ("r0", "r1")]
@@ -277,30 +286,42 @@ def _assign(shape: TileShape, rq: Requant, mode: str) -> TilePlan | None:
     # holds kq for the requantization), the end pointer (one fetch), then weights of a
     # streamed tile (one fetch each).
     breg = free.pop(0) if free and st.width > 1 else None
-    ereg = free.pop(0) if free else None
+    mhold = None
+    zregs: tuple[str, ...] = ()
+    if core == "m7":
+        # M7: a fetch from the stash pairs with a MAC and costs no cycle of its own, registers
+        # are what lets the requantizations overlap the MACs: the multiplier held for the call
+        # (so the requantization needs no load temporary) and one more result register come
+        # before held weights and the end pointer
+        mhold = free.pop(0) if free else None
+        zregs = (free.pop(0),) if free else ()
+        ereg = None
+    else:
+        ereg = free.pop(0) if free else None
     if mode != "held":
         for ky in range(shape.kh):
             for i in wregs:
                 if free:
                     held[(ky, i)] = free.pop(0)
+    if core == "m7" and free:
+        ereg = free.pop(0)
     mreg = temps[0]
     kreg = breg or (row_regs[0] if row_regs else None)
     used = set(accs) | set(held.values()) | set(row_regs) | set(temps) | {"r0", "r1"}
-    used |= {r for r in (wptr, breg, ereg) if r}
+    used |= {r for r in (wptr, breg, ereg, mhold, *zregs) if r}
     callee = tuple(r for r in CALLEE_SAVED if r in used)
     plan = TilePlan(shape=shape, weights=mode, accs=accs, held=held, row_regs=row_regs, temps=temps,
                     mreg=mreg, kreg=kreg, wptr=wptr, callee_saved=callee, body_insns=0, body_cycles=0.0,
-                    frame_words=0, breg=breg, ereg=ereg)
+                    frame_words=0, breg=breg, ereg=ereg, core=core, mhold=mhold, zregs=zregs)
     if shape.w8 and not _w8_fits(plan):
         return None  # no registers for the int8 head
     if shape.loop == "plane":
-        insns, cycles = _estimate(_plane_unit(plan, [rq], 0, fpu=True))
+        insns, cycles = _price(plan, _plane_unit(plan, [rq], 0, fpu=True))
     else:
-        insns, cycles = _estimate(_body(plan, rq, fpu=True))
+        insns, cycles = _price(plan, _body(plan, rq, fpu=True))
     if shape.loop == "block":
-        # the row's last step falls through its branch: 1 cycle, not the taken branch's 3
-        _, row_cycles = _estimate(_row_advance(plan, fpu=True))
-        row_cycles -= BRANCH_TAKEN - 1
+        # the row's last step falls through its branch: not the taken branch's cost
+        _, row_cycles = _price(plan, _row_advance(plan, fpu=True), last_taken=False)
     else:
         row_cycles = 0.0
     frame = WEIGHTS0 + (shape.kh * shape.nwords if mode == "stash" else 0)
@@ -322,7 +343,33 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
           at: tuple[int, int] | None = None) -> list[tuple[str, str]]:
     """One step: `width` outputs from the band at q + `qoff` bytes, stored from dst + `doff`;
     `at`: its (output row, step) in a "plane" tile, whose padding words it skips."""
+    return _step_split(p, rq, fpu, qoff, doff, at)[0]
+
+
+def _preloads(p: TilePlan) -> bool:
+    """M7 "rows" loops: each iteration ends by fetching what the next one starts with (the bias,
+    kernel row 0's weights, its first two band words), so its first MAC need not wait for them;
+    the loop's entry fetches them for the first. Only where those band words lie inside what the
+    iteration itself reads (so the last iteration's fetch stays in the band)."""
     sh = p.shape
+    if p.core != "m7" or sh.loop != "rows" or not p.breg:
+        return False
+    words = sh.step.words
+    return sh.adv_q + 4 * max(words[:2]) <= 4 * ((sh.kh - 1) * sh.row_step + max(words))
+
+
+def _preload(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0) -> list[tuple[str, str]]:
+    """What a preloading loop's iteration at q + `qoff` starts with (see `_preloads`)."""
+    out, npre = _step_split(p, rq, fpu, qoff)
+    return out[:npre]
+
+
+def _step_split(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
+                at: tuple[int, int] | None = None) -> tuple[list[tuple[str, str]], int]:
+    """`_step`, and how many of its first instructions are the fetches `_preload` takes: the bias,
+    kernel row 0's weights and its first pair of band words."""
+    sh = p.shape
+    npre = 0
     st = sh.step
     out: list[tuple[str, str]] = []
     wregs = _row_wregs(st)
@@ -357,6 +404,8 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
                 off = qoff + 4 * (ky * sh.row_step + word)
                 out.append((f"ldr {p.temps[j]}, [r0, #{off}]",
                             f"kernel row {ky}: band words" if k == 0 and j == 0 else ""))
+            if ky == 0 and k == 0:
+                npre = len(out)
             for j, word in enumerate(pair):
                 for o in st.ops:
                     if o.word == word:
@@ -365,12 +414,24 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
                         started.add(o.acc)
                         out.append((f"{o.kind} {acc}, {p.temps[j]}, {regs[o.wreg]}, {add}", ""))
     # requantization and stores
-    m = p.mreg
-    out.append((_fetch(MULT, m, fpu), "requantize: multiplier"))
+    m = p.mhold or p.mreg
+    if not p.mhold:
+        out.append((_fetch(MULT, m, fpu), "requantize: multiplier"))
     if p.kreg:
         out.append((_fetch(KQ, p.kreg, fpu), "kq"))
-    z = p.temps[1]
+    # M7: the outputs' requantizations overlap: the first output's result goes in the spare
+    # register (else the second load temporary), each later one's in the accumulator of the
+    # output before it (dead after that one's sign fix), so the load temporaries and weight
+    # registers are free for the next iteration's fetches; the M4 keeps one result register
+    m7 = p.core == "m7"
+    zs = [p.temps[1]]
+    if m7:
+        zs = list(p.zregs or (p.temps[1],)) + list(p.accs)
+        if rq.rshift is None:  # the register shift lives in accs[0] from output 0 on
+            zs = zs[:1] * 2 + list(p.accs[1:])
     for a, acc in enumerate(p.accs):
+        z = zs[a] if m7 else zs[0]
+        y = z
         if p.kreg:
             out.append((f"smmlar {z}, {acc}, {m}, {p.kreg}", f"output {a}"))
         else:
@@ -385,17 +446,17 @@ def _step(p: TilePlan, rq: Requant, fpu: bool, qoff: int = 0, doff: int = 0,
             out.append((f"asr {z}, {z}, {p.accs[0]}", ""))
             out.append((f"ssat {z}, #8, {z}", ""))
         elif rq.rshift > 0:
-            out.append((f"ssat {z}, #8, {z}, asr #{rq.rshift}", ""))
+            out.append((f"ssat {y}, #8, {z}, asr #{rq.rshift}", ""))
         else:
-            out.append((f"ssat {z}, #8, {z}", ""))
+            out.append((f"ssat {y}, #8, {z}", ""))
         if rq.high_clamp is not None:
             if rq.high_clamp:
-                out.append((f"add {z}, {z}, #{rq.high_clamp}", ""))
-            out.append((f"ssat {z}, #8, {z}", ""))
+                out.append((f"add {y}, {y}, #{rq.high_clamp}", ""))
+            out.append((f"ssat {y}, #8, {y}", ""))
             if rq.act_max != 127:
-                out.append((f"sub {z}, {z}, #{127 - rq.act_max}", ""))
-        out.append((f"strb {z}, [r1, #{doff + a * sh.out_col}]", ""))
-    return out
+                out.append((f"sub {y}, {y}, #{127 - rq.act_max}", ""))
+        out.append((f"strb {y}, [r1, #{doff + a * sh.out_col}]", ""))
+    return out, npre
 
 
 def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[tuple[str, str]]:
@@ -404,11 +465,12 @@ def _loop_end(p: TilePlan, fpu: bool, stop: int, label: str = ".Lloop") -> list[
     sh = p.shape
     out = [(f"add r0, r0, #{sh.adv_q}", "next " + ("channel" if sh.loop == "plane" else "iteration")),
            (f"add r1, r1, #{sh.adv_dst}", "")]
+    t = p.accs[-1] if _preloads(p) else p.temps[0]  # a preloading loop's temporaries are taken
     if p.ereg:
         out.append((f"cmp r0, {p.ereg}", ""))
     else:
-        out.append((_fetch(stop, p.temps[0], fpu), ""))
-        out.append((f"cmp r0, {p.temps[0]}", ""))
+        out.append((_fetch(stop, t, fpu), ""))
+        out.append((f"cmp r0, {t}", ""))
     out.append((f"bne {label}", ""))
     return out
 
@@ -417,6 +479,11 @@ def _body(p: TilePlan, rq: Requant, fpu: bool, label: str = ".Lloop") -> list[tu
     """The loop body: (instruction, comment) pairs, the loop branch last. For a "plane" loop:
     one channel's whole output plane (its steps unrolled), without the channel head."""
     sh = p.shape
+    if _preloads(p):
+        out, npre = _step_split(p, rq, fpu)
+        nxt = [(i, "the next iteration's first fetches" if k == 0 else c)
+               for k, (i, c) in enumerate(_preload(p, rq, fpu, sh.adv_q))]
+        return out[npre:] + nxt + _loop_end(p, fpu, END, label)
     if sh.loop != "plane":
         return _step(p, rq, fpu) + _loop_end(p, fpu, INNER if sh.loop == "block" else END, label)
     out = []
@@ -513,6 +580,14 @@ def _estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset(),
     return len(body), cycles
 
 
+def _price(p: TilePlan, body: list[tuple[str, str]], taken: frozenset[int] = frozenset(),
+           last_taken: bool = True) -> tuple[int, float]:
+    """`_estimate` (M4) or `_m7_estimate` (the M7 schedule and model), by the plan's core."""
+    if p.core == "m7":
+        return _m7_estimate(body, taken, last_taken)
+    return _estimate(body, taken, last_taken)
+
+
 def _held_loads(p: TilePlan, base: str, writeback: bool) -> list[tuple[str, str]]:
     """Load the held weights from `base` (one LDM when registers and words both ascend);
     with `writeback`, leave `base` at the next channel's weights."""
@@ -567,15 +642,27 @@ def _w8_loads(p: TilePlan, wp: str, busy: set[str], fpu: bool, slot0: int = WEIG
     temps = _w8_temps(p, busy)
     out: list[tuple[str, str]] = []
     wregs = _row_wregs(sh.step)
+    nwords = 0
     for ky in range(sh.kh):
         taps = sorted({kx for i in wregs for kx in w8.row_words[i] if kx is not None})
         treg = dict(zip(taps, temps))
         spare = temps[len(taps)]  if len(temps) > len(taps) else None
+        spares = [spare]
+        if p.core == "m7":
+            # M7: alternate the kernel rows' tap registers and rotate the words' registers over
+            # what is left, so the rebuilds of successive words and rows overlap
+            two = len(temps) >= 2 * len(taps) + 1
+            base = len(taps) * (ky % 2) if two else 0
+            treg = dict(zip(taps, temps[base:base + len(taps)]))
+            spares = temps[2 * len(taps):] if two else temps[len(taps):]
+            spares = spares or [spare]
         for n, kx in enumerate(taps):
             out.append((f"ldrsb {treg[kx]}, [{wp}, #{w8.offset(ky, kx)}]",
                         f"kernel row {ky}: its int8 taps" if n == 0 else ""))
         for i in wregs:
             lo, hi = w8.row_words[i]
+            spare = spares[nwords % len(spares)]
+            nwords += (ky, i) not in p.held
             dst = p.held.get((ky, i), spare)
             if hi is not None:
                 out.append((f"pkhbt {dst}, {treg[lo]}, {treg[hi]}, lsl #16", f"word {i}: (w{lo}, w{hi})"))
@@ -624,6 +711,8 @@ def _plane_head(p: TilePlan, rqs: list[Requant], fpu: bool) -> list[tuple[str, s
     else:
         out += _held_loads(p, wp, writeback=True)
     out.append((f"vmov s{WPTR}, {wp}" if fpu else f"str {wp}, [sp, #{4 * WPTR}]", ""))
+    if p.mhold:
+        out.append((_fetch(MULT, p.mhold, fpu), "its multiplier, held"))
     return out
 
 
@@ -672,7 +761,7 @@ def plane_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -
     """Instructions and M4 cycles one channel takes through body `k` of a "plane" tile."""
     unit = _plane_unit(p, rqs, k, fpu)
     disp = len(_plane_head(p, rqs, fpu)) + (2 + 2 * k if k < len(rqs) - 1 else 0)
-    return _estimate(unit, frozenset({disp}) if k < len(rqs) - 1 else frozenset())
+    return _price(p, unit, frozenset({disp}) if k < len(rqs) - 1 else frozenset())
 
 
 # --- channel loops around a row loop -----------------------------------------------------------
@@ -683,6 +772,12 @@ def _ch_slot(p: TilePlan, fpu: bool, k: int) -> int:
         return FPU_CH_BASE + k
     stash_w = p.shape.kh * p.shape.nwords if p.weights == "stash" else 0
     return WEIGHTS0 + stash_w + k
+
+
+def _srange(first: int, n: int) -> str:
+    """The register list of `n` S registers from S<first> (a single one without a range: the
+    assembler refuses {s6-s6})."""
+    return f"{{s{first}}}" if n == 1 else f"{{s{first}-s{first + n - 1}}}"
 
 
 def _put(slot: int, reg: str, fpu: bool) -> str:
@@ -762,7 +857,7 @@ def _chan_head(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     else:
         out += _held_loads(p, wp, writeback=False)
         if fpu:
-            out.append((f"vldm {wp}!, {{s{WEIGHTS0}-s{WEIGHTS0 + stash_w - 1}}}", "its weights into the stash"))
+            out.append((f"vldm {wp}!, {_srange(WEIGHTS0, stash_w)}", "its weights into the stash"))
         else:
             copy = _copy_regs(p, exclude_held=True)
             out.append((f"add {t}, sp, #{4 * WEIGHTS0}", "its weights into the frame"))
@@ -788,6 +883,8 @@ def _chan_head(p: TilePlan, fpu: bool) -> list[tuple[str, str]]:
     else:
         out.append((f"add {t}, r0, {t}", ""))
         out.append((_put(stop, t, fpu), ""))
+    if p.mhold:
+        out.append((_fetch(MULT, p.mhold, fpu), "its multiplier, held"))
     return out
 
 
@@ -813,7 +910,7 @@ def _chan_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool):
     if k < len(rqs) - 1:
         disp = disp[: 3 + 2 * k]
         taken.add(len(seq) + len(disp) - 1)
-    seq = seq + disp + _kq_prefix(p, rqs[k], fpu)
+    seq = seq + disp + _kq_prefix(p, rqs[k], fpu) + (_preload(p, rqs[k], fpu) if _preloads(p) else [])
     body = _body(p, rqs[k], fpu, f"%loop{k}")
     steps = sh.steps if sh.loop == "block" else 1
     for i in range(steps):
@@ -828,7 +925,7 @@ def _chan_unit(p: TilePlan, rqs: list[Requant], k: int, fpu: bool):
 def channel_unit_cost(p: TilePlan, rqs: list[Requant], k: int, fpu: bool = True) -> tuple[int, float]:
     """Instructions and M4 cycles of one channel through body `k` of a channel loop, n = 1."""
     seq, taken = _chan_unit(p, rqs, k, fpu)
-    return _estimate(seq, frozenset(taken))
+    return _price(p, seq, frozenset(taken))
 
 
 def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines: list[str], emit) -> list[str]:
@@ -837,7 +934,8 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
     emit(_chan_prologue(p, fpu))
     lines.append(".balign 4")
     lines.append(f".L{symbol}_chan:")
-    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%entry" if p.shape.w8 else "%loop"))
+    entry = p.shape.w8 or _preloads(p)  # code run on entering a body, before its loop
+    emit(_chan_head(p, fpu) + _dispatch(p, rqs, fpu, "%entry" if entry else "%loop"))
 
     def body(k):
         out = _body(p, rqs[k], fpu, f"%loop{k}")
@@ -845,7 +943,7 @@ def _channel_asm(p: TilePlan, rqs: list[Requant], symbol: str, fpu: bool, lines:
             out += _row_advance(p, fpu, f"%loop{k}")
         return out + _chan_tail(p, fpu)
 
-    prefix = (lambda k: _kq_prefix(p, rqs[k], fpu)) if p.shape.w8 else None
+    prefix = (lambda k: _kq_prefix(p, rqs[k], fpu) + _preload(p, rqs[k], fpu) * _preloads(p)) if entry else None
     return _dispatched_bodies(p, rqs, symbol, fpu, lines, emit, "loop", body, always_label=True, prefix=prefix)
 
 
@@ -928,7 +1026,7 @@ def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
             out.append((f"add {n_reg}, r0, #{sh.steps * sh.adv_q}", "end of the first row's steps"))
             out.append((f"vmov s{INNER}, {n_reg}", ""))
         if stash_w:
-            out.append((f"vldm r2, {{s{WEIGHTS0}-s{WEIGHTS0 + stash_w - 1}}}", "stash: the weights"))
+            out.append((f"vldm r2, {_srange(WEIGHTS0, stash_w)}", "stash: the weights"))
     else:
         # frame: [sp] = bias, multiplier, kq, shift, end, inner end, then the weights; built
         # with pushes (a later push goes below an earlier one)
@@ -963,6 +1061,8 @@ def _prologue(p: TilePlan, fpu: bool, uniform: bool) -> list[tuple[str, str]]:
     # the weight pointer itself may be reused as a weight register: load that one last
     for (ky, i), reg in sorted(p.held.items(), key=lambda kv: (kv[1] == wbase, kv[0])):
         out.append((f"ldr {reg}, [{wbase}, #{4 * (ky * sh.nwords + i)}]", "held weights" if (ky, i) == min(p.held) else ""))
+    if p.mhold:
+        out.append((_fetch(MULT, p.mhold, fpu), "multiplier, held"))
     return out
 
 
@@ -995,6 +1095,9 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool, rqs: list[Requan
     ]
 
     def emit(pairs):
+        if p.core == "m7":
+            # the stack-frame variant runs only on an M7 built without its FPU: the plain schedule
+            pairs = m7_order(pairs) if fpu else _plain(m7_order, pairs)
         for ins, comment in pairs:
             ins = ins.replace(".Lloop", label)
             ins = ins.replace("%", f".L{symbol}_")  # the plane tile's labels: %chan, %b<k>, %done
@@ -1005,6 +1108,8 @@ def asm_lines(p: TilePlan, rq: Requant, symbol: str, fpu: bool, rqs: list[Requan
     if p.shape.channels:
         return _channel_asm(p, rqs, symbol, fpu, lines, emit)
     emit(_prologue(p, fpu, rq.rshift is not None))
+    if _preloads(p):
+        emit(_preload(p, rq, fpu))
     lines.append(".balign 4")
     lines.append(f"{label}:")
     emit(_body(p, rq, fpu))
@@ -1040,6 +1145,9 @@ def register_roles(p: TilePlan) -> list[str]:
     roles.append(f"load temporaries {p.temps[0]}, {p.temps[1]} (then multiplier, result)")
     if p.kreg:
         roles.append(f"kq during the requantization: {p.kreg}")
+    if p.mhold:
+        roles.append(f"multiplier held: {p.mhold}; requantization results also in: "
+                     + ", ".join(p.zregs + (p.temps[1],)))
     if p.shape.loop == "plane":
         wp, rp, _ = _plane_regs(p)
         roles.append(f"at a channel's head: {wp} = its weights, {rp} = its rq record")
@@ -1049,6 +1157,352 @@ def register_roles(p: TilePlan) -> list[str]:
                  + (f", {WEIGHTS0}.. the weights" if p.weights == "stash" else ""))
     return roles
 
+
+
+# --- the Cortex-M7 schedule ------------------------------------------------------------------------
+#
+# For target cortex-m7 every straight run of a tile's instructions (up to and including a branch) is
+# reordered by a list scheduler driven by the M7 issue model of `dwgen.cycles` (in order, two
+# instructions per cycle under its pairing rules): of the instructions whose predecessors in the
+# dependence graph are placed, the one that can issue soonest goes next, ties to the longest
+# latency-weighted path to the end of the run, then to the emitted order. The graph has an edge for
+# every register read after a write, write after a read and write after a write (core and S
+# registers, sp, the NZCV flags, the GE flags of SADD16/SEL), keeps every store in order with every
+# other memory access, and keeps the branch last. The M4 emission is untouched.
+
+_CANON = {"r9": "sb", "r10": "sl", "r11": "fp", "r12": "ip", "r13": "sp", "r14": "lr", "r15": "pc"}
+_MEM_RE = re.compile(r"\[([a-z0-9]+)(?:,\s*#(-?\d+))?\](!?)")
+_MACS = frozenset("""smlad smladx smlabb smlabt smlatb smlatt smlawb smlawt smmlar smmla mla mls""".split())
+_GE_SET = frozenset({"sadd16", "ssub16", "sadd8", "ssub8", "uadd16", "uadd8", "usub16", "usub8", "sasx", "ssax"})
+
+
+def _reg(name: str) -> str:
+    name = name.strip()
+    return _CANON.get(name, name)
+
+
+def _reglist(text: str) -> list[str]:
+    """Registers of a {...} list, ranges expanded."""
+    inner = text[text.index("{") + 1: text.index("}")]
+    out = []
+    for part in inner.split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = (x.strip() for x in part.split("-"))
+            kind = lo[0]
+            out += [_reg(f"{kind}{i}") for i in range(int(lo[1:]), int(hi[1:]) + 1)]
+        elif part:
+            out.append(_reg(part))
+    return out
+
+
+@dataclass(frozen=True)
+class _Op:
+    """One tile instruction as the scheduler sees it."""
+
+    text: str
+    comment: str
+    insn: object  # dwgen.cycles.Insn: what the M7 model costs
+    defs: frozenset
+    uses: frozenset
+    mem: str | None  # "load", "store" or None
+    branch: bool
+    base: str | None = None  # a memory access's base register
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse(ins: str, comment: str = "") -> _Op:
+    """Parse one instruction of the tile emitter into the fields the M7 model reads (the same as
+    `dwgen.cycles.Decoder` gives for its encoding) and its definitions and uses for scheduling."""
+    from . import cycles as cy
+
+    op, _, rest = ins.partition(" ")
+    name = op.split(".")[0]
+    args = [a.strip() for a in re.split(r",(?![^{]*})(?![^\[]*\])", rest)] if rest else []
+    dests: set[str] = set()
+    reads: set[str] = set()
+    addr: set[str] = set()
+    early: set[str] = set()
+    acc: frozenset = frozenset()
+    nregs = 0
+    wb = False
+    mem = None
+    flags_w: set[str] = set()
+    flags_r: set[str] = set()
+    cond = False
+    writes_pc = False
+    cap = name  # capstone's name
+    m = _MEM_RE.search(rest)
+    if name in ("ldr", "ldrb", "ldrsb", "ldrh", "ldrsh"):
+        dests.add(_reg(args[0]))
+        addr.add(_reg(m.group(1)))
+        wb = bool(m.group(3))
+        mem = "load"
+    elif name in ("str", "strb", "strh"):
+        reads.add(_reg(args[0]))
+        addr.add(_reg(m.group(1)))
+        wb = bool(m.group(3))
+        mem = "store"
+    elif name in ("ldm", "stm", "vldm", "vstm"):
+        base = _reg(args[0].rstrip("!"))
+        wb = args[0].endswith("!")
+        regs = _reglist(rest)
+        addr.add(base)
+        nregs = len(regs)
+        if name in ("ldm", "vldm"):
+            dests.update(regs)
+            mem = "load"
+        else:
+            reads.update(regs)
+            mem = "store"
+        cap = {"vldm": "vldmia", "vstm": "vstmia"}.get(name, name)
+    elif name in ("push", "pop", "vpush", "vpop"):
+        regs = _reglist(rest)
+        addr.add("sp")
+        nregs = len(regs)
+        if name in ("push", "vpush"):
+            reads.update(regs)
+            mem = "store"
+        else:
+            dests.update(regs)
+            mem = "load"
+            writes_pc = "pc" in regs
+    elif name in ("b", "bne", "beq", "bgt", "blt", "bge", "ble", "bhi", "blo", "bhs", "bls"):
+        cap = "b"
+        cond = name != "b"
+        writes_pc = True
+        if cond:
+            flags_r.add("nzcv")
+    elif name == "cmp":
+        reads.update(_reg(a) for a in args if not a.startswith("#"))
+        flags_w.add("nzcv")
+    elif name == "vmov":
+        dests.add(_reg(args[0]))
+        reads.add(_reg(args[1]))
+    elif name in ("ssat", "usat"):
+        dests.add(_reg(args[0]))
+        reads.add(_reg(args[2]))
+        if len(args) > 3:
+            early.add(_reg(args[2]))
+    elif name in ("movw", "movt", "mov", "add", "sub", "asr", "lsl", "lsr", "mul", "pkhbt", "pkhtb", "sel",
+                  "adds", "subs") or name in _MACS or name in _GE_SET:
+        regs = [_reg(a) for a in args if not a.startswith("#") and not a.startswith(("asr", "lsl", "lsr", "ror"))]
+        dests.add(regs[0])
+        srcs = regs[1:] if name not in ("movt",) else regs
+        if name in ("add", "sub", "asr", "lsl", "lsr", "adds", "subs") and len(args) == 2:
+            srcs = regs  # two-operand form: the destination is read too
+        reads.update(srcs)
+        shifted = [a for a in args if a.startswith(("asr", "lsl", "lsr", "ror"))]
+        if shifted:
+            early.add(regs[-1])
+        if name in ("pkhbt", "pkhtb"):
+            early.add(regs[-1])
+            if name == "pkhtb":
+                early.add(regs[1])
+        if name in _MACS and len(regs) == 4:
+            acc = frozenset({regs[3]})
+        if name in _GE_SET:
+            flags_w.add("ge")
+        if name == "sel":
+            flags_r.add("ge")
+        if name in ("adds", "subs"):
+            flags_w.add("nzcv")
+    else:
+        raise ValueError(f"the M7 scheduler does not know {ins!r}")
+    if name in ("vpush", "vpop"):
+        addr.discard("sp")  # as the decoder has them (the model never sees them: prologue, epilogue)
+        reads |= set(dests) if name == "vpop" else set()
+    reads |= addr
+    if name in ("vpush", "vpop"):
+        addr.add("sp")
+    if name == "movw":
+        cap = "mov"  # capstone's name for MOVW
+    # base write-back stays out of `dests`, as the decoder has it; the scheduler's `defs` have it
+    cls = cy._classify(cap, False)
+    insn = cy.Insn(0, 4, cap, ins, cls, cond, writes_pc, frozenset(dests), frozenset(reads), frozenset(addr),
+                   nregs, acc, wb, frozenset(early))
+    defs = set(dests) | flags_w | ({next(iter(addr))} if wb else set())
+    if name in ("push", "pop", "vpush", "vpop"):
+        defs.add("sp")
+    uses = set(reads) | flags_r
+    return _Op(ins, comment, insn, frozenset(defs), frozenset(uses), mem, writes_pc, next(iter(addr), None))
+
+
+def _latency(op: _Op) -> int:
+    """Rough result latency for the critical-path priority (the model's late latency)."""
+    c = op.insn.cls
+    if c in ("mul", "dsp_mac"):
+        return 2
+    if c in ("load", "load_multi", "fp_multi"):
+        return 2
+    if op.insn.name == "vmov" and op.insn.dests and next(iter(op.insn.dests)).startswith("s"):
+        return 3
+    return 1
+
+
+#: Base registers whose memory never overlaps, by the tile contract: r0 walks the band (the
+#: kernel's own buffer), r1 the output. Every other pair of accesses with a store keeps its order.
+_DISJOINT = frozenset({"r0", "r1"})
+
+
+def _may_alias(a: _Op, b: _Op) -> bool:
+    return not (a.base in _DISJOINT and b.base in _DISJOINT and a.base != b.base)
+
+
+def _depends(a: _Op, b: _Op) -> bool:
+    """Whether `b` (later) must stay after `a`."""
+    if a.defs & b.uses or a.uses & b.defs or a.defs & b.defs:
+        return True
+    if a.mem and b.mem and "store" in (a.mem, b.mem) and _may_alias(a, b):
+        return True
+    return a.branch or b.branch
+
+
+def _dependences(ops: list[_Op]) -> list[set[int]]:
+    """For each instruction, the earlier ones it must follow (the edges `_depends` describes, found
+    through the last writer and the readers since of each register, and the earlier memory
+    accesses)."""
+    preds: list[set[int]] = []
+    last_def: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
+    mem: list[int] = []
+    for j, o in enumerate(ops):
+        pj: set[int] = set()
+        for r in o.uses:
+            if r in last_def:
+                pj.add(last_def[r])  # read after write
+        for r in o.defs:
+            if r in last_def:
+                pj.add(last_def[r])  # write after write
+            pj.update(readers.get(r, ()))  # write after read
+        if o.mem:
+            pj.update(i for i in mem if (o.mem == "store" or ops[i].mem == "store") and _may_alias(ops[i], o))
+        if o.branch:
+            pj.update(range(j))
+        pj.discard(j)
+        preds.append(pj)
+        for r in o.uses:
+            readers.setdefault(r, []).append(j)
+        for r in o.defs:
+            last_def[r] = j
+            readers[r] = []
+        if o.mem:
+            mem.append(j)
+    return preds
+
+
+#: The scheduler's tries when it emits a tile: the plain critical-path priority, then this many
+#: with the priorities perturbed by a fixed pseudo-random sequence (so the output is deterministic);
+#: the schedule the M7 model prices cheapest is kept (list scheduling alone tends to leave the
+#: requantization tail serialized). While `choose_plan` compares plans it uses the plain one.
+M7_TRIES = 24
+_tries = [M7_TRIES]
+_SCHED_CACHE: dict = {}
+
+
+def _schedule_indices(ops: list[_Op]) -> tuple[int, ...]:
+    key = (tuple(o.text for o in ops), _tries[0])
+    got = _SCHED_CACHE.get(key)
+    if got is None:
+        if len(_SCHED_CACHE) > 8192:
+            _SCHED_CACHE.clear()
+        got = _SCHED_CACHE[key] = _list_schedule(ops, _tries[0])
+    return got
+
+
+def _list_schedule(ops: list[_Op], tries: int) -> tuple[int, ...]:
+    from .cycles import M7Issue, m7_issue
+
+    n = len(ops)
+    if n <= 2:
+        return tuple(range(n))
+    preds = _dependences(ops)
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for j, pj in enumerate(preds):
+        for i in pj:
+            succs[i].append(j)
+    height = [0] * n
+    for i in reversed(range(n)):
+        height[i] = _latency(ops[i]) + max((height[j] for j in succs[i]), default=0)
+    insns = [o.insn for o in ops]
+
+    def one(bonus) -> list[int]:
+        state = M7Issue()
+        placed: list[int] = []
+        waiting = [len(p) for p in preds]
+        ready = [i for i in range(n) if waiting[i] == 0]
+        while ready:
+            best = min(ready, key=lambda i: (state.probe(insns[i]), -height[i] - bonus[i], i))
+            ready.remove(best)
+            state.push(insns[best])
+            placed.append(best)
+            for j in succs[best]:
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    ready.append(j)
+        assert len(placed) == n
+        return placed
+
+    best_order = one([0.0] * n)
+    best_cost = m7_issue([insns[i] for i in best_order])
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        order = one(list(rng.random(n) * 6))
+        cost = m7_issue([insns[i] for i in order])
+        if cost < best_cost:
+            best_order, best_cost = order, cost
+    return tuple(best_order)
+
+
+def _plain(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` with the scheduler's plain list schedule only (no search)."""
+    saved = _tries[0]
+    _tries[0] = 0
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _tries[0] = saved
+
+
+def _runs(pairs: list[tuple[str, str]]) -> list[list[tuple[_Op, str]]]:
+    """`pairs` cut after each branch: the straight runs the scheduler reorders on their own."""
+    out: list[list[tuple[_Op, str]]] = [[]]
+    for ins, comment in pairs:
+        op = _parse(ins)
+        out[-1].append((op, comment))
+        if op.branch:
+            out.append([])
+    return [r for r in out if r]
+
+
+def m7_order(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`pairs` ((instruction, comment), as the emitters build them, no labels inside) in the
+    Cortex-M7 schedule: each run up to a branch reordered on its own, each instruction keeping
+    its comment."""
+    out: list[tuple[str, str]] = []
+    for run in _runs(pairs):
+        order = _schedule_indices([o for o, _ in run])
+        out += [(run[i][0].text, run[i][1]) for i in order]
+    return out
+
+
+def _m7_estimate(body: list[tuple[str, str]], taken: frozenset[int] = frozenset(),
+                 last_taken: bool = True) -> tuple[int, float]:
+    """Instructions and M7-model cycles of an executed sequence in its M7 schedule (each run up
+    to a branch one block, as the emulator's model costs it; taken branches as in `_estimate`)."""
+    from .cycles import M4Params, m7_issue
+
+    p = M4Params()
+    cycles = 0
+    idx = -1
+    for run in _runs(body):
+        ops = [o for o, _ in run]
+        order = _schedule_indices(ops)
+        cycles += m7_issue([ops[i].insn for i in order], p)
+        idx += len(run)
+        if ops[-1].branch and ((last_taken and idx == len(body) - 1) or idx in taken):
+            cycles += p.m7_taken
+    return len(body), float(cycles)
 
 
 # --- choosing the tile ---------------------------------------------------------------------------
@@ -1218,13 +1672,20 @@ def w8_taps(d: DspPlan) -> W8Taps | None:
     return w8
 
 
+def core_of(target: str) -> str:
+    """The pipeline a target's tiles are scheduled for: the dual-issue M7, else the M4 order."""
+    return "m7" if target == "cortex-m7" else "m4"
+
+
 def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = False,
-               w8: bool = False, bodies: int = MAX_SHIFT_BODIES) -> TileSet | None:
+               w8: bool = False, bodies: int = MAX_SHIFT_BODIES, target: str = "cortex-m4") -> TileSet | None:
     """The tile for plan `d` (None: the plan's row program stays C only); `plane`: the
     "plane" loop over the channels of a group, `channels`: the row loop inside a channel
     loop, when the layer has one; `w8` (with either): each channel's head reads its weights
     as int8 taps (`W8Taps`) instead of the baked words; `bodies`: at most this many bodies (one per
-    right shift), else one register-shift body (`--opt size`: 1)."""
+    right shift), else one register-shift body (`--opt size`: 1); `target`: cortex-m7 gets its
+    bodies in the M7 schedule (`m7_order`), priced with the M7 model."""
+    core = core_of(target)
     if not d.fast_rq:
         return None
     shape = _plane_shape(d) if plane else _channel_shape(d) if channels else _shape(d)
@@ -1237,7 +1698,7 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
             return None
         shape = replace(shape, w8=replace(taps, kq_in_record=rqs[0].rshift is None), w_adv=1)
     # one register assignment for every body (the requantization does not change it)
-    tp = plan_tile(shape, rqs[0])
+    tp = plan_tile(shape, rqs[0], core)
     if tp is None:
         return None
     if channels:
@@ -1256,7 +1717,7 @@ def make_tiles(d: DspPlan, name: str, plane: bool = False, channels: bool = Fals
     bodies = []
     for rq in rqs:
         sym = f"{name}_tile" if len(rqs) == 1 else f"{name}_tile_rsh{rq.rshift}"
-        body_plan = _assign(shape, rq, tp.weights)
+        body_plan = _assign(shape, rq, tp.weights, core)
         bodies.append(TileBody(sym, rq.rshift, rq, tuple(asm_lines(body_plan, rq, sym, True)),
                                tuple(asm_lines(body_plan, rq, sym, False))))
         if rq is rqs[0]:
@@ -1331,9 +1792,10 @@ def columns_as_rows(ql: QuantizedLayer) -> QuantizedLayer | None:
 W8_MAX_SHARE = 0.15
 
 
-def _candidates(ql: QuantizedLayer, name: str, bodies: int):
+def _candidates(ql: QuantizedLayer, name: str, bodies: int, target: str = "cortex-m4"):
     """(cost, plan with its tile) for every step width, band organisation and tile loop that
-    gives a tile; cost: estimated M4 cycles per output channel, the gather included."""
+    gives a tile; cost: estimated cycles per output channel on `target`'s pipeline, the gather
+    included."""
     g = ql.geometry
     seen = set()
     widths = sorted({w for w in range(2, MAX_WIDTH + 1)} | ({g.out_w} if g.out_w <= MAX_WIDTH else set()))
@@ -1350,28 +1812,46 @@ def _candidates(ql: QuantizedLayer, name: str, bodies: int):
                 continue
             seen.add(key)
             for plane, channels in ((False, False), (True, False), (False, True)):
-                ts = make_tiles(d, name, plane, channels, bodies=bodies)
+                ts = make_tiles(d, name, plane, channels, bodies=bodies, target=target)
                 if ts is not None:
                     yield ts.cost + _gather_cost(d), replace(d, tile=ts)
 
 
 def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode: str | None = None,
-                rows: int | None = None, tile: bool = True, size: bool = False) -> DspPlan | None:
+                rows: int | None = None, tile: bool = True, size: bool = False,
+                target: str = "cortex-m4") -> DspPlan | None:
     """The DSP plan with the cheapest tile over the step widths and band organisations worth
     trying; the C-only plan when no tile fits. `step`, `mode` and `rows` force a data flow
     (tests, experiments), `tile=False` keeps its step loop in C. `size` (`--opt size`): the
-    smallest plan of one tile body that stays fast (`choose_size_plan`)."""
+    smallest plan of one tile body that stays fast (`choose_size_plan`). `target`: the tiles are
+    scheduled and priced for its pipeline (`core_of`); for the M7 the plans are compared with the
+    plain list schedule and the winner's tile is then built with the scheduler's full search."""
+    kw = dict(step=step, mode=mode, rows=rows, tile=tile, size=size, target=target)
+    if core_of(target) != "m7":
+        return _choose_plan(ql, name, **kw)
+    d = _plain(_choose_plan, ql, name, **kw)
+    if d is None or d.tile is None:
+        return d
+    t = d.tile
+    ts = make_tiles(d, name, t.loop == "plane", t.plan.shape.channels, w8=t.plan.shape.w8 is not None,
+                    bodies=1 if size else MAX_SHIFT_BODIES, target=target)
+    return d if ts is None else replace(d, tile=ts)
+
+
+def _choose_plan(ql: QuantizedLayer, name: str, *, step: int | None, mode: str | None, rows: int | None,
+                 tile: bool, size: bool, target: str) -> DspPlan | None:
     if step is not None or mode is not None or rows is not None or not tile:
         d = make_dsp_plan(ql, step=step, mode=mode, rows=rows)
-        ts = make_tiles(d, name, bodies=1 if size else MAX_SHIFT_BODIES) if d is not None and tile else None
+        ts = (make_tiles(d, name, bodies=1 if size else MAX_SHIFT_BODIES, target=target)
+              if d is not None and tile else None)
         return d if ts is None else replace(d, tile=ts)
     base = make_dsp_plan(ql)
     if base is None or not base.fast_rq:
         return base
     if size:
-        return choose_size_plan(ql, name, base)
+        return choose_size_plan(ql, name, base, target)
     best: tuple[float, DspPlan] | None = None
-    for cost, d in _candidates(ql, name, MAX_SHIFT_BODIES):
+    for cost, d in _candidates(ql, name, MAX_SHIFT_BODIES, target):
         if best is None or cost < best[0]:
             best = (cost, d)
     if best is None:
@@ -1384,7 +1864,7 @@ def choose_plan(ql: QuantizedLayer, name: str, *, step: int | None = None, mode:
     if compact is not None:
         options.append((dsp_weights.rebuild_cycles(d, compact), replace(d, store=compact)))
     if d.tile.channels:
-        ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True)
+        ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True, target=target)
         store = dsp_weights.head_store(d) if ts is not None else None
         if (store is not None and dsp_weights.head_flash_saved(d, ts.plan.shape.w8.record_words) > 0
                 and ts.cost - d.tile.cost <= W8_MAX_SHARE * cost):
@@ -1436,11 +1916,11 @@ def flash_estimate(d: DspPlan) -> int:
     return code + data
 
 
-def size_options(ql: QuantizedLayer, name: str):
+def size_options(ql: QuantizedLayer, name: str, target: str = "cortex-m4"):
     """(cost, plan) of every one-body plan `--opt size` chooses from: each tile, with the baked
     pairs, the int8 channel head (plane and channel-loop tiles) or the C rebuild of the compact
     store, each with a SIMD gather loop of GATHER_UNROLL, 2 or 1 pixel pairs per iteration."""
-    for cost, d in _weight_options(ql, name):
+    for cost, d in _weight_options(ql, name, target):
         yield cost, d
         if d.quad_gather:
             for u in (2, 1):
@@ -1448,14 +1928,15 @@ def size_options(ql: QuantizedLayer, name: str):
                 yield cost - _gather_cost(d) + _gather_cost(shorter), shorter
 
 
-def _weight_options(ql: QuantizedLayer, name: str):
-    for cost, d in _candidates(ql, name, 1):
+def _weight_options(ql: QuantizedLayer, name: str, target: str):
+    for cost, d in _candidates(ql, name, 1, target):
         yield cost, d
         compact = dsp_weights.compact_store(d)
         if compact is not None:
             yield cost + dsp_weights.rebuild_cycles(d, compact), replace(d, store=compact)
         if d.tile.channels:
-            ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True, bodies=1)
+            ts = make_tiles(d, name, d.tile.loop == "plane", d.tile.plan.shape.channels, w8=True, bodies=1,
+                            target=target)
             store = dsp_weights.head_store(d, only_words=True) if ts is not None else None
             if store is not None:
                 yield cost + ts.cost - d.tile.cost, replace(d, tile=ts, store=store)
@@ -1484,16 +1965,16 @@ def size_fallback_reason(ql: QuantizedLayer, base: DspPlan | None) -> str:
     return head + "no one-body DSP tile fits this layer (registers or immediate offsets)"
 
 
-def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan) -> DspPlan:
+def choose_size_plan(ql: QuantizedLayer, name: str, base: DspPlan, target: str = "cortex-m4") -> DspPlan:
     """`--opt size`: of the one-body plans (`size_options`), those whose estimated cycles are
     within SIZE_MAX_SLOWDOWN of the plan `--opt speed` emits, or within SIZE_MAX_OVER_ONE_BODY of
     the fastest one-body plan, or at most SIZE_CYCLES_PER_MAC per MAC; the smallest of them
     (`flash_estimate`), the faster on a tie. `base` (the C-only plan) when no tile of one body fits."""
-    options = [(cost, flash_estimate(d), d) for cost, d in size_options(ql, name)]
+    options = [(cost, flash_estimate(d), d) for cost, d in size_options(ql, name, target)]
     if not options:
         return base
     fastest = min(c for c, _, _ in options)
-    speed = choose_plan(ql, name)
+    speed = _choose_plan(ql, name, step=None, mode=None, rows=None, tile=True, size=False, target=target)
     speed = plan_cost(speed) if speed is not None and speed.tile is not None else fastest
     g = ql.geometry
     macs = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w  # per output channel

@@ -125,13 +125,43 @@ def test_m7_rough_model():
     assert m7("01300131") == 1          # adds r0 ; adds r1: independent ALU ops pair
     assert m7("01300130") == 2          # dependent: no pairing
     assert m7("01684268") == 1          # two independent loads: two load ports
-    assert m7("21fb020021fb0233") == 2  # two SMLADs: one MAC unit, DSP in slot 0 only
+    assert m7("21fb020021fb0233") == 2  # two SMLADs: one MAC unit
     assert m7("21fb02000133") == 1      # SMLAD then an independent ADD pair
     assert m7("21fb020024fb050026fb0700") == 3   # MAC chain on one accumulator: 1/cycle
     assert m7("01680131") == 2          # load then use: no stall with the default latency
     assert estimate_sequence(bytes.fromhex("01680131"),
                              params=M4Params(m7_load_lat=2)).m7_cycles == 3
     assert m7("f0b5") == 3              # push of 5 registers: ceil(5/2) on the 64-bit bus
+
+
+def test_m7_issue_rules():
+    """The M7 model's pairing rules and latencies (dwgen/cycles.py, "Cortex-M7 model"), one
+    assembled pair each."""
+    def m7(hx):
+        return estimate_sequence(bytes.fromhex(hx)).m7_cycles
+    assert m7("03f3070201f10100") == 1  # ssat ; add: a DSP op as the older of a pair
+    assert m7("01f1010003f30702") == 2  # add ; ssat: DSP ops never issue as the younger
+    assert m7("23fb045281f80060") == 2  # smlad ; strb: no store beside a multiply
+    assert m7("d0f8003003eb0402") == 2  # ldr ; add of it: word load, 1 cycle
+    assert m7("90f8003003eb0402") == 3  # ldrb ; add of it: byte loads 1 cycle later
+    assert m7("d0f8003023fb0452") == 3  # ldr ; smlad multiplying it: MACs read early (+1)
+    assert m7("14ee107a23fb0452") == 1  # vmov r7, s8 ; independent smlad: a transfer pairs
+    assert m7("14ee107a14ee908a") == 2  # two VMOVs from S registers: one per cycle
+    assert m7("01ee907a11ee908a") == 4  # vmov s3, r7 ; vmov r8, s3: 3 cycles to the S register
+    assert m7("23fb045202f10106") == 3  # smlad ; add of its result: MAC latency 2
+    assert m7("03f3070281f80020") == 2  # ssat ; strb of it: a store takes the result next cycle
+    assert m7("03eb040206ebe77509eb8a08") == 2  # two inline shifts never share a cycle
+    assert m7("c3ea044226fa87f5") == 2  # pkhbt ; sxtab16: two DSP ops never pair
+    assert m7("40f2d243c1f22e63") == 1  # movw ; movt of the same register pair (measured)
+
+
+def test_m7_split_block_continues_its_run():
+    """A block the emulator split without a branch (QEMU stops translation blocks at 1 KB pages)
+    is costed as the continuation of its predecessor's run, not from an empty pipeline."""
+    code = bytes.fromhex("01300131" "01300131")  # adds r0 ; adds r1 ; adds r0 ; adds r1
+    whole = estimate({0x100: code}, {(-1, 0x100): 1}).m7_cycles
+    split = estimate({0x100: code[:6], 0x106: code[6:]}, {(-1, 0x100): 1, (0x100, 0x106): 1}).m7_cycles
+    assert whole == split == 2
 
 
 def test_m0_model():

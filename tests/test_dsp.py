@@ -97,7 +97,7 @@ def test_every_data_flow_bit_exact(monkeypatch):
         cases.append((ql, dict(mode=mode, step=step, rows=rows)))
     kernels = []
     for i, (ql, kw) in enumerate(cases):
-        monkeypatch.setattr(codegen, "choose_plan", lambda q, name, kw=kw: dsp_tile.choose_plan(q, name, **kw))
+        monkeypatch.setattr(codegen, "choose_plan", lambda q, name, kw=kw, **opts: dsp_tile.choose_plan(q, name, **kw, **opts))
         kernels.append(generate(ql, EmitOptions(name=f"flow{i}", target="cortex-m4")))
     assert all(k.dsp is not None for k in kernels)
     assert {k.dsp.mode for k in kernels} == {"ring", "block"}

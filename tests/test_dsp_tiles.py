@@ -58,6 +58,19 @@ def sweep():
     return layers, kernels
 
 
+@pytest.fixture(scope="module")
+def sweep_m7(sweep):
+    """The same layers generated for cortex-m7: tiles in the M7 schedule (dsp_tile.m7_order)."""
+    layers, kernels = sweep
+    return [generate(ql, EmitOptions(name=k.name, target="cortex-m7", opt=k.options.opt))
+            for (_, ql), k in zip(layers, kernels)]
+
+
+def _for_target(target, kernels, m7_kernels):
+    """The kernels a target runs: its own generation (cortex-m7: the M7-scheduled tiles)."""
+    return m7_kernels if target == "cortex-m7" else kernels
+
+
 def test_sweep_covers_every_tile_class(sweep):
     layers, kernels = sweep
     assert all(k.dsp is not None for k in kernels)
@@ -103,18 +116,23 @@ _IMAGES: dict = {}
 
 
 @pytest.fixture(scope="module")
-def images(sweep, tmp_path_factory):
-    """target -> (ELF, Emulator) of every sweep kernel, built with arm-none-eabi-gcc (lazily)."""
+def images(sweep, sweep_m7, tmp_path_factory):
+    """target -> (ELF, Emulator) of every sweep kernel, built with arm-none-eabi-gcc (lazily);
+    cortex-m7 links the kernels generated for it."""
     Emulator, build_elf = emulator_tools()
     cc = _compiler("gcc")
     src = tmp_path_factory.mktemp("tiles")
+    src7 = tmp_path_factory.mktemp("tiles_m7")
     _, kernels = sweep
     for k in kernels:
         k.write(src)
+    for k in sweep_m7:
+        k.write(src7)
 
     def get(target):
         if target not in _IMAGES:
-            elf = build_elf([src / f"{k.name}.c" for k in kernels], target, workdir=src / target, compiler=cc)
+            d = src7 if target == "cortex-m7" else src
+            elf = build_elf([d / f"{k.name}.c" for k in kernels], target, workdir=d / target, compiler=cc)
             _IMAGES[target] = (elf, Emulator(elf))
         return _IMAGES[target]
 
@@ -140,11 +158,21 @@ def _read_code(elf, addr, size) -> bytes:
 
 
 @pytest.mark.parametrize("target", EMU_TARGETS)
-def test_tiles_bit_exact_on_the_emulated_core(target, sweep, images):
+def test_tiles_bit_exact_on_the_emulated_core(target, sweep, sweep_m7, images):
+    """Every sweep kernel on the emulated cores; the M7 runs the kernels generated for it, whose
+    tile bodies are in the M7 schedule (and differ from the M4 order for most tiles)."""
     layers, kernels = sweep
+    kernels = _for_target(target, kernels, sweep_m7)
     elf, emu = images(target)
     fpu = elf.target.has_fpu
     rng = np.random.default_rng(SEED + 2)
+    if target == "cortex-m7":
+        tiled = [(k, m4) for k, m4 in zip(kernels, sweep[1]) if k.dsp.tile is not None]
+        assert all(k.dsp.tile.plan.core == "m7" for k, _ in tiled)
+        reordered = [k for k, m4 in tiled if m4.dsp.tile is None or k.dsp.tile.bodies[0].asm_fpu != m4.dsp.tile.bodies[0].asm_fpu]
+        assert len(reordered) >= 0.9 * len(tiled), (len(reordered), len(tiled))
+        assert REQUIRED <= set().union(*(kernel_classes(k) for k in kernels)), sorted(
+            REQUIRED - set().union(*(kernel_classes(k) for k in kernels)))
     for (label, ql), k in zip(layers, kernels):
         if k.dsp.tile is not None:
             # the variant the core calls for: the FPU stash, or the stack frame and no FPU instruction
@@ -185,28 +213,37 @@ def _per_class(layers, kernels):
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
-def test_cross_builds_per_class_warning_free(cc, sweep, tmp_path):
+def test_cross_builds_per_class_warning_free(cc, sweep, sweep_m7, tmp_path):
+    """One kernel per class, for every DSP target (cortex-m7: the same layers generated for it,
+    M7-scheduled), built warning-free with both compilers and run where unicorn can."""
     Emulator, build_elf = emulator_tools()
     compiler = _compiler(cc)
     layers, kernels = sweep
     picked = _per_class(layers, kernels)
     assert REQUIRED <= set().union(*(kernel_classes(k) for _, k in picked))
+    by_name = {k.name: k for k in sweep_m7}
+    picked_m7 = [(lk, by_name[k.name]) for lk, k in picked]
     for _, k in picked:
         k.write(tmp_path)
-    sources = [tmp_path / f"{k.name}.c" for _, k in picked]
+    (tmp_path / "m7").mkdir()
+    for _, k in picked_m7:
+        k.write(tmp_path / "m7")
     rng = np.random.default_rng(SEED + 3)
     for target in BUILD_TARGETS:
+        chosen = picked_m7 if target == "cortex-m7" else picked
+        d = tmp_path / "m7" if target == "cortex-m7" else tmp_path
+        sources = [d / f"{k.name}.c" for _, k in chosen]
         elf = build_elf(sources, target, workdir=tmp_path / target, compiler=compiler, extra_cflags=STRICT)
         assert elf.compiler.kind == cc
         assert elf.warnings == "", (cc, target, elf.warnings)
-        for (label, ql), k in picked:
+        for (label, ql), k in chosen:
             if k.dsp.tile is not None:
                 fp = _fp_insns(elf, k.dsp.tile.bodies[0].symbol)
                 assert bool(fp) == elf.target.has_fpu, (cc, target, k.name, fp)
         if elf.target.mve:
             continue  # built only: unicorn has no Helium (the M55 image may use MVE)
         emu = Emulator(elf)
-        for (label, ql), k in picked:
+        for (label, ql), k in chosen:
             x = ql.random_input(rng)
             y, _ = run_emulated(emu, ql, k.name, x)
             assert np.array_equal(y, reference(ql, x)), (cc, target, label, k.name, k.dsp.flow)

@@ -10,7 +10,8 @@ directory is built into one image per board with firmware/Makefile and with
 firmware/CMakeLists.txt, and each image runs on QEMU's mps2-an386 (Cortex-M4),
 mps2-an500 (Cortex-M7) and mps2-an505 (Cortex-M33). The tests assert the image's own
 verdict: one PASS line per kernel and exit status 0, or a FAIL line and a non-zero exit
-status for a corrupted expected output.
+status for a corrupted expected output. The tile-class layers and the KWS model are also
+generated for cortex-m7 and run on mps2-an500, so the M7-scheduled tile bodies run on QEMU too.
 
 Needs arm-none-eabi-gcc with newlib (Debian gcc-arm-none-eabi, libnewlib-arm-none-eabi),
 qemu-system-arm, make and cmake. Without them the tests skip, naming what is missing;
@@ -254,6 +255,39 @@ def test_images_run_every_tile_class(emitted, made, tile_kernels):
         verdicts = _verdicts(run.stdout)
         assert {k.name: verdicts.get(k.name) for k in kernels} == {k.name: "PASS" for k in kernels}, \
             f"{board}:\n{run.stdout}"
+
+
+@pytest.fixture(scope="module")
+def m7_emitted(tmp_path_factory, tile_kernels):
+    """The tile-class layers and the KWS fixture model generated for cortex-m7 (their tiles in
+    the M7 schedule), with test vectors: (directory, kernel names, the tile-class kernels)."""
+    out = tmp_path_factory.mktemp("firmware-m7")
+    kernels = []
+    for (k4, ql) in tile_kernels:
+        kernels.append((generate(ql, EmitOptions(name=k4.name, target="cortex-m7")), ql))
+    _write_with_vectors(out, kernels)
+    _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(out), "--target", "cortex-m7", "--test-vectors"])
+    return out, testvectors.existing_vector_names(out), [k for k, _ in kernels]
+
+
+def test_m7_scheduled_tiles_run_on_the_m7_board(m7_emitted, tile_kernels, tmp_path):
+    """The kernels generated for cortex-m7 cover every tile class with bodies in the M7 schedule
+    (reordered from the M4 emission), every body is linked into the mps2-an500 image, and every
+    kernel prints PASS there."""
+    _require("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    out, names, kernels = m7_emitted
+    assert REQUIRED <= set().union(*(kernel_classes(k) for k in kernels))
+    tiled = [k for k in kernels if k.dsp.tile is not None]
+    assert tiled and all(k.dsp.tile.plan.core == "m7" for k in tiled)
+    m4 = {k.name: k for k, _ in tile_kernels}
+    reordered = [k for k in tiled if m4[k.name].dsp.tile is None
+                 or k.dsp.tile.bodies[0].asm_fpu != m4[k.name].dsp.tile.bodies[0].asm_fpu]
+    assert len(reordered) >= 0.9 * len(tiled)
+    image = _make(out, "mps2-an500", tmp_path / "build")
+    symbols = _symbols(image)
+    missing = {k.name: sorted({b.symbol for b in k.dsp.tile.bodies} - symbols) for k in tiled}
+    assert not any(missing.values()), missing
+    _assert_all_pass(_qemu(image, "mps2-an500"), names, "make, cortex-m7 kernels, mps2-an500")
 
 
 @pytest.mark.parametrize("target", TARGETS)
