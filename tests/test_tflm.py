@@ -106,14 +106,17 @@ class Layer:
     routed: bool  # a dwgen kernel must take it
 
 
-def harness_source(layers: list[Layer], changed: int, with_main: bool) -> str:
+def harness_source(layers: list[Layer], changed: int) -> str:
     """C that runs every layer twice through arm_depthwise_conv_wrapper_s8 as TFLite Micro does,
     then layer `changed` once more with one filter byte changed in place (after
     dwgen_tflm_forget() unless HARNESS_NO_FORGET). Results per phase and layer in
     harness_mismatch (bytes differing from dwgen's reference, -1: an error status) and
     harness_forwarded (calls that reached the stand-in's real function)."""
     n = len(layers)
-    out = ['#include <stdint.h>', '#include <stddef.h>', '#include "arm_nnfunctions.h"', '#include "dwgen_tflm.h"', ""]
+    # In TFLite Micro's place: CMSIS-NN's header only; the dispatcher's functions declared here.
+    out = ['#include <stdint.h>', '#include <stddef.h>', '#include "arm_nnfunctions.h"',
+           "void dwgen_tflm_forget(void);", "uint32_t dwgen_tflm_dispatched(void);", "uint32_t dwgen_tflm_forwarded(void);",
+           ""]
     rng = np.random.default_rng(5)
     table = []
     for i, lay in enumerate(layers):
@@ -241,9 +244,17 @@ int harness_run(void)
     return (int)dwgen_tflm_forwarded();
 }}
 """)
-    if with_main:
-        out.append("""
+    return "\n".join(out)
+
+
+def main_source(n: int) -> str:
+    """main(): runs the harness and prints its results, through harness_puts."""
+    return ("""#include <stdint.h>
 void harness_puts(const char *s);
+int harness_run(void);
+extern int32_t harness_mismatch[3][@N@];
+extern int32_t harness_forwarded[3][@N@];
+extern int32_t harness_dispatched;
 
 static void harness_put_int(int32_t v)
 {
@@ -286,8 +297,7 @@ int main(void)
     harness_puts("\\n");
     return 0;
 }
-""".replace("@N@", str(n)))
-    return "\n".join(out)
+""").replace("@N@", str(n))
 
 
 STANDIN_REAL = """
@@ -354,10 +364,15 @@ def expected_results(layers: list[Layer], changed_goes_to_dwgen: bool = False):
     return mismatch, forwarded
 
 
-def write_harness(d: Path, layers: list[Layer], with_main: bool) -> Path:
+def write_harness(d: Path, layers: list[Layer], with_main: bool) -> list[Path]:
+    """tflm_harness.c (the caller, in TFLite Micro's place) and, `with_main`, harness_main.c."""
     src = d / "tflm_harness.c"
-    src.write_text(harness_source(layers, CHANGED, with_main))
-    return src
+    src.write_text(harness_source(layers, CHANGED))
+    if not with_main:
+        return [src]
+    main_c = d / "harness_main.c"
+    main_c.write_text(main_source(len(layers)))
+    return [src, main_c]
 
 
 def kernel_sources(kdir: Path) -> list[Path]:
@@ -474,13 +489,13 @@ def test_dispatcher_on_the_host(twins, tmp_path):
         tool_missing("no host gcc")
     kdir = kernels_dir(tmp_path / "k", twins, "generic")
     layers = harness_layers(twins)
-    src = write_harness(tmp_path, layers, with_main=True)
+    srcs = write_harness(tmp_path, layers, with_main=True)
     puts = tmp_path / "puts.c"
     puts.write_text("#include <stdio.h>\nvoid harness_puts(const char *s) { fputs(s, stdout); }\n")
     exe = tmp_path / "harness"
     inc = tmp_path / "cmsis"
     r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{inc}", f"-I{kdir}",
-                        *map(str, standin(inc)), *map(str, kernel_sources(kdir)), str(src), str(puts),
+                        *map(str, standin(inc)), *map(str, kernel_sources(kdir)), *map(str, srcs), str(puts),
                         LINK_FLAG, "-o", str(exe)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
@@ -493,8 +508,8 @@ def test_dispatcher_on_the_host(twins, tmp_path):
 def _emulated(kdir: Path, tmp_path: Path, layers, defines=()):
     Emulator, build_elf = emulator_tools()
     inc = tmp_path / "cmsis"
-    src = write_harness(tmp_path, layers, with_main=False)
-    elf = build_elf([*kernel_sources(kdir), *standin(inc), src], "cortex-m4", include_dirs=[kdir, inc],
+    srcs = write_harness(tmp_path, layers, with_main=False)
+    elf = build_elf([*kernel_sources(kdir), *standin(inc), *srcs], "cortex-m4", include_dirs=[kdir, inc],
                     defines=list(defines), extra_ldflags=[LINK_FLAG], workdir=tmp_path / "build")
     assert "__wrap_arm_depthwise_conv_wrapper_s8" in elf.symbols
     emu = Emulator(elf)
@@ -537,28 +552,57 @@ def test_extern_weights_kernels_take_every_layer_of_their_shape(twins, tmp_path)
     assert (dispatched, ret) == (13, 2)
 
 
+QEMU_MAKEFILE = """\
+# The README's TFLite Micro lines, with the stand-in's library in TFLite Micro's place.
+CC := arm-none-eabi-gcc
+AR := arm-none-eabi-ar
+CPU := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+CFLAGS := $(CPU) -O2 -std=c99 -Wall -Wextra -Werror -ffunction-sections -fdata-sections
+LDFLAGS := $(CPU) -nostartfiles -L$(FIRMWARE)/ld -T$(FIRMWARE)/ld/mps2-an386.ld -Wl,--gc-sections
+
+DWGEN_DIR := $(KERNELS)
+include $(FIRMWARE)/dwgen.mk
+DWGEN_CPPFLAGS += -I$(CMSIS_NN_PATH)/Include
+LDFLAGS += -Wl,--wrap=arm_depthwise_conv_wrapper_s8
+
+APP := harness_main.o puts.o startup.o semihost.o
+LIB := tflm_harness.o standin_reference.o standin_support.o standin_real.o
+
+app.elf: $(APP) $(DWGEN_OBJS) libtensorflow-microlite.a
+\t$(CC) $(LDFLAGS) $^ -o $@
+
+libtensorflow-microlite.a: $(LIB)
+\t$(AR) rcs $@ $^
+
+%.o: %.c
+\t$(CC) $(CFLAGS) -I$(FIRMWARE)/include -I$(CMSIS_NN_PATH)/Include -c $< -o $@
+startup.o semihost.o: %.o: $(FIRMWARE)/src/%.c
+\t$(CC) $(CFLAGS) -I$(FIRMWARE)/include -c $< -o $@
+"""
+
+
 def test_dispatcher_in_a_qemu_image(twins, tmp_path):
-    """The same harness as a firmware image for QEMU's mps2-an386 (Cortex-M4)."""
-    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+    """The same harness as a firmware image for QEMU's mps2-an386 (Cortex-M4), built with the
+    README's Make lines; the caller and the stand-in are a static library, as TFLite Micro
+    and CMSIS-NN are (libtensorflow-microlite.a)."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
         if shutil.which(tool) is None:
             tool_missing(f"the QEMU image test needs {tool}")
     kdir = kernels_dir(tmp_path / "k", twins, "cortex-m4")
     layers = harness_layers(twins)
-    src = write_harness(tmp_path, layers, with_main=True)
-    puts = tmp_path / "puts.c"
-    puts.write_text('#include "dwgen_semihost.h"\nvoid harness_puts(const char *s);\n'
-                    "void harness_puts(const char *s) { dwgen_semihost_puts(s); }\n")
-    inc = tmp_path / "cmsis"
-    image = tmp_path / "tflm.elf"
-    cpu = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
-    r = subprocess.run(
-        ["arm-none-eabi-gcc", *cpu, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
-         "-fdata-sections", f"-I{FIRMWARE / 'include'}", f"-I{inc}", f"-I{kdir}",
-         str(FIRMWARE / "src" / "startup.c"), str(FIRMWARE / "src" / "semihost.c"), *map(str, standin(inc)),
-         *map(str, kernel_sources(kdir)), str(src), str(puts), "-nostartfiles", f"-L{FIRMWARE / 'ld'}",
-         f"-T{FIRMWARE / 'ld' / 'mps2-an386.ld'}", "-Wl,--gc-sections", LINK_FLAG, "-o", str(image)],
-        capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    build = tmp_path / "build"
+    build.mkdir()
+    write_harness(build, layers, with_main=True)
+    (build / "puts.c").write_text('#include "dwgen_semihost.h"\nvoid harness_puts(const char *s);\n'
+                                  "void harness_puts(const char *s) { dwgen_semihost_puts(s); }\n")
+    cmsis = tmp_path / "CMSIS-NN"
+    for f in standin(cmsis / "Include"):
+        f.rename(build / f.name)
+    (build / "Makefile").write_text(QEMU_MAKEFILE)
+    r = subprocess.run(["make", "-C", str(build), f"FIRMWARE={FIRMWARE}", f"KERNELS={kdir}",
+                        f"CMSIS_NN_PATH={cmsis}", "-j2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    image = build / "app.elf"
     run = subprocess.run(
         ["qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
          "-chardev", "stdio,id=sh0", "-semihosting-config", "enable=on,target=native,chardev=sh0",
