@@ -54,7 +54,7 @@ def weights_bytes(ql) -> bytes:
     """What dwgen_tflm.c hashes: the int8 filter [1][kh][kw][OC] as TFLite stores it, then the
     int32 bias [OC] as little-endian bytes (nothing when the layer has no bias)."""
     data = np.ascontiguousarray(ql.weights, dtype=np.int8).tobytes()
-    if ql.bias is not None:
+    if ql.layer.use_bias:
         data += np.ascontiguousarray(ql.bias, dtype="<i4").tobytes()
     return data
 
@@ -66,7 +66,7 @@ def tflm_info(ql, weights: str) -> dict:
     return {
         "weights": weights,
         "filter_bytes": g.kernel_h * g.kernel_w * g.out_c,
-        "bias_count": g.out_c if ql.bias is not None else 0,
+        "bias_count": g.out_c if ql.layer.use_bias else 0,
         "weights_fnv1a64": f"0x{fnv1a64(weights_bytes(ql)):016x}" if baked else None,
     }
 

@@ -157,6 +157,7 @@ int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_par
 int32_t fake_requantize(int32_t acc, int32_t mult, int32_t shift);
 """
 FAKE_WRAPPER = """
+#include <stddef.h>
 #include "arm_nnfunctions.h"
 int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *id,
     const cmsis_nn_dims *fd, const cmsis_nn_dims *od) { (void)p; (void)fd; (void)od; return id->c * 4; }
@@ -170,7 +171,7 @@ arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx, c
     for (n = 0; n < id->n; n++) for (y = 0; y < od->h; y++) for (x = 0; x < od->w; x++)
     for (c = 0; c < id->c; c++) for (m = 0; m < p->ch_mult; m++) {
         const int oc = c * p->ch_mult + m;
-        int32_t acc = b[oc], v;
+        int32_t acc = b != NULL ? b[oc] : 0, v; /* CMSIS-NN takes a NULL bias */
         for (ky = 0; ky < fd->h; ky++) for (kx = 0; kx < fd->w; kx++) {
             const int iy = y * p->stride.h - p->padding.h + ky * p->dilation.h;
             const int ix = x * p->stride.w - p->padding.w + kx * p->dilation.w;

@@ -41,7 +41,7 @@ KWS = FIXTURES / "kws_dscnn.tflite"
 
 
 # -- the models ---------------------------------------------------------------------------------
-def twin_model(path: Path) -> Path:
+def twin_model(path: Path, bias: bool = True) -> Path:
     """Two layers of one shape and quantization with different weights (twin_a, twin_b), and a
     layer of another shape (other)."""
     w = tflite_writer()
@@ -61,8 +61,9 @@ def twin_model(path: Path) -> Path:
                                  zero_point=[0] * oc, qdim=3))
         tensors.append(w._tensor(f"model/{name}/bias", [oc], "int32", data=r.integers(-2000, 2000, size=oc),
                                  scale=[1e-4] * oc, zero_point=[0] * oc))
+        inputs = [input_index, base, base + 1] if bias else [input_index, base]
         tensors.append(w._tensor(f"model/{name}/Relu6", [1, h, wd, oc], "int8", scale=[0.04], zero_point=[-128]))
-        ops.append({"code": w.DW, "version": 3, "inputs": [input_index, base, base + 1], "outputs": [base + 2],
+        ops.append({"code": w.DW, "version": 3, "inputs": inputs, "outputs": [base + 2],
                     "options": {"padding": 0, "stride_w": 1, "stride_h": 1, "depth_multiplier": 2, "activation": 3}})
         return input_index, base + 2
 
@@ -104,9 +105,10 @@ class Layer:
     name: str
     ql: object
     routed: bool  # a dwgen kernel must take it
+    bias: bool = True  # the call passes the bias array (else NULL, as TFLite Micro for a layer without one)
 
 
-def harness_source(layers: list[Layer], changed: int) -> str:
+def harness_source(layers: list[Layer], changed: int = 4) -> str:
     """C that runs every layer twice through arm_depthwise_conv_wrapper_s8 as TFLite Micro does,
     then layer `changed` once more with one filter byte changed in place (after
     dwgen_tflm_forget() unless HARNESS_NO_FORGET). Results per phase and layer in
@@ -130,7 +132,8 @@ def harness_source(layers: list[Layer], changed: int) -> str:
         out.append(_c_array("int8_t", f"l{i}_filter_flash", ql.weights))
         out.append(_c_array("int8_t", f"l{i}_filter_changed", w2))
         out.append(f"static int8_t l{i}_filter[{ql.weights.size}];")
-        out.append(_c_array("int32_t", f"l{i}_bias", ql.bias))
+        if lay.bias:
+            out.append(_c_array("int32_t", f"l{i}_bias", ql.bias))
         out.append(_c_array("int32_t", f"l{i}_mult", ql.quant.multipliers, const=False))
         out.append(_c_array("int32_t", f"l{i}_shift", ql.quant.shifts, const=False))
         out.append(_c_array("int8_t", f"l{i}_expected", depthwise_conv(ql, x)))
@@ -140,7 +143,8 @@ def harness_source(layers: list[Layer], changed: int) -> str:
             f"    {{{g.batch}, {g.in_h}, {g.in_w}, {g.in_c}, {g.kernel_h}, {g.kernel_w}, {g.out_h}, {g.out_w}, "
             f"{g.out_c}, {g.stride_h}, {g.stride_w}, {g.pad_top}, {g.pad_left}, {g.dilation_h}, {g.dilation_w}, "
             f"{-q.input_zero_point}, {q.output_zero_point}, {g.depth_multiplier}, {ql.act_min}, {ql.act_max}, "
-            f"l{i}_input, l{i}_filter_flash, l{i}_filter_changed, l{i}_filter, l{i}_bias, l{i}_mult, l{i}_shift, "
+            f"l{i}_input, l{i}_filter_flash, l{i}_filter_changed, l{i}_filter, "
+            f"{f'l{i}_bias' if lay.bias else 'NULL'}, l{i}_mult, l{i}_shift, "
             f"l{i}_expected, l{i}_expected_changed}},")
     size = max(lay.ql.geometry.output_size for lay in layers)
     out.append(f"""
@@ -364,10 +368,10 @@ def expected_results(layers: list[Layer], changed_goes_to_dwgen: bool = False):
     return mismatch, forwarded
 
 
-def write_harness(d: Path, layers: list[Layer], with_main: bool) -> list[Path]:
+def write_harness(d: Path, layers: list[Layer], with_main: bool, changed: int = CHANGED) -> list[Path]:
     """tflm_harness.c (the caller, in TFLite Micro's place) and, `with_main`, harness_main.c."""
     src = d / "tflm_harness.c"
-    src.write_text(harness_source(layers, CHANGED))
+    src.write_text(harness_source(layers, changed))
     if not with_main:
         return [src]
     main_c = d / "harness_main.c"
@@ -610,3 +614,56 @@ def test_dispatcher_in_a_qemu_image(twins, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert _zero_unrun(*_parse_qemu(run.stdout, len(layers))) == expected_results(layers), run.stdout
     assert "dispatched 10 forwarded 5\n" in run.stdout, run.stdout
+
+
+def _host_run(tmp_path: Path, kdir: Path, layers, changed: int) -> str:
+    cc = shutil.which("gcc")
+    if cc is None:
+        tool_missing("no host gcc")
+    srcs = write_harness(tmp_path, layers, with_main=True, changed=changed)
+    puts = tmp_path / "puts.c"
+    puts.write_text("#include <stdio.h>\nvoid harness_puts(const char *s) { fputs(s, stdout); }\n")
+    exe = tmp_path / "harness"
+    inc = tmp_path / "cmsis"
+    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{inc}", f"-I{kdir}",
+                        *map(str, standin(inc)), *map(str, kernel_sources(kdir)), *map(str, srcs), str(puts),
+                        LINK_FLAG, "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_a_kernel_without_bias_takes_only_calls_without_one(tmp_path):
+    """twin_a without a bias tensor: TFLite Micro passes bias_data NULL, which goes to the kernel;
+    the same layer with a bias array (zeros, so the same output) goes to CMSIS-NN, as does
+    twin_b. The changed filter of twin_a goes to CMSIS-NN, with a NULL bias."""
+    model = twin_model(tmp_path / "nobias.tflite", bias=False)
+    ops = _ops(model)
+    assert not ops["twin_a"].qlayer.layer.use_bias and not ops["twin_a"].qlayer.bias.any()
+    kdir = tmp_path / "k"
+    _emit(["emit", str(model), "-o", str(kdir), "--tflm", "--only", str(ops["twin_a"].index)])
+    a = ops["twin_a"].qlayer
+    layers = [Layer("twin_a", a, True, bias=False), Layer("twin_a with a zero bias", a, False),
+              Layer("twin_b", ops["twin_b"].qlayer, False, bias=False)]
+    out = _host_run(tmp_path, kdir, layers, changed=0)
+    n = len(layers)
+    mismatch, forwarded = _parse_qemu(out, n)
+    assert mismatch == [[0] * n] * 3, out
+    assert forwarded == [[0, 1, 1], [0, 1, 1], [1, 0, 0]], out
+    assert out.endswith("dispatched 2 forwarded 5\n"), out
+
+
+def test_a_manifest_with_a_forged_tflm_record_is_not_merged(twins, tmp_path, capsys):
+    """The tflm record's values are printed into C: a manifest whose record is not one dwgen
+    writes is foreign (replaced only with --force, its entries forgotten)."""
+    out = tmp_path / "k"
+    _emit(["emit", str(KWS), "-o", str(out), "--tflm"])
+    doc = json.loads((out / "manifest.json").read_text())
+    doc["kernels"][0]["tflm"]["weights_fnv1a64"] = "0); system(\"x\"); (0"
+    (out / "manifest.json").write_text(json.dumps(doc))
+    assert main(["emit", str(twins), "-o", str(out), "--tflm", "--only", "0"]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+    _emit(["emit", str(twins), "-o", str(out), "--tflm", "--only", "0", "--force"])
+    c = (out / TFLM_C).read_text()
+    assert "system" not in c and "twin_a_tflm_run" in c and "dw1_1_tflm_run" not in c
