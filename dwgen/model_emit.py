@@ -2,7 +2,9 @@
 
 For each selected op: `<c_name>.c` / `<c_name>.h`. Then `dwgen_kernels.h`, an umbrella
 header including them all, and `manifest.json`, which maps each op index to its files,
-entry point and tensor shapes. Names in code come only from `DepthwiseOp.c_name` (a
+entry point (and CMSIS-NN wrapper) and tensor shapes. With `--tflm` (or once the directory
+has one) also `dwgen_tflm.c` / `.h`, the TFLite Micro dispatcher over every kernel emitted
+with --tflm (dwgen.tflm). Names in code come only from `DepthwiseOp.c_name` (a
 sanitized identifier); raw tensor names appear only JSON-escaped in the manifest.
 
 Several models share one output directory side by side: the manifest and the umbrella
@@ -186,8 +188,11 @@ def kernel_entries(kernels: Sequence[ModelKernel], model_name: str, target: str,
 
 def manifest(kernels: Sequence[ModelKernel], model_name: str, target: str, prefix: str = "") -> dict:
     """What one emit of `model_name` wrote (`dwgen emit --json`)."""
-    return {"model": model_name, "prefix": prefix, "dwgen_version": __version__, "target": target,
-            "kernels": kernel_entries(kernels, model_name, target, prefix)}
+    entries = kernel_entries(kernels, model_name, target, prefix)
+    doc = {"model": model_name, "prefix": prefix, "dwgen_version": __version__, "target": target, "kernels": entries}
+    if dispatched(entries):
+        doc["tflm_dispatcher"] = _dispatcher_record(entries)
+    return doc
 
 
 def directory_manifest(entries: Sequence[dict]) -> dict:
@@ -196,15 +201,20 @@ def directory_manifest(entries: Sequence[dict]) -> dict:
     models: dict[tuple[str, str], list[str]] = {}
     for e in entries:
         models.setdefault(_model_key(e), []).append(e["name"])
-    routed = [e["name"] for e in dispatched(entries)]
     return {
         "dwgen_version": __version__,
         "models": [{"model": m, "prefix": p, "header": prefix_header(p) if p else None, "kernels": names}
                    for (m, p), names in models.items()],
         "kernels": list(entries),
-        "tflm_dispatcher": {"files": [TFLM_C, TFLM_H], "function": f"__wrap_{WRAPPED}", "link_flag": LINK_FLAG,
-                            "kernels": routed} if routed else None,
+        "tflm_dispatcher": _dispatcher_record(entries) if dispatched(entries) else None,
     }
+
+
+def _dispatcher_record(entries: Sequence[dict]) -> dict:
+    """The manifest's description of dwgen_tflm.c: files, the function, the link flag, and the
+    kernels it routes to (in the order it tries them)."""
+    return {"files": [TFLM_C, TFLM_H], "function": f"__wrap_{WRAPPED}", "link_flag": LINK_FLAG,
+            "kernels": [e["name"] for e in dispatched(entries)]}
 
 
 def output_files(kernels: Sequence[ModelKernel], model_name: str, target: str, prefix: str = "") -> dict[str, str]:

@@ -667,3 +667,17 @@ def test_a_manifest_with_a_forged_tflm_record_is_not_merged(twins, tmp_path, cap
     _emit(["emit", str(twins), "-o", str(out), "--tflm", "--only", "0", "--force"])
     c = (out / TFLM_C).read_text()
     assert "system" not in c and "twin_a_tflm_run" in c and "dw1_1_tflm_run" not in c
+
+
+def test_emit_json_names_the_dispatcher(tmp_path, capsys):
+    assert main(["emit", str(KWS), "-o", str(tmp_path / "k"), "--tflm", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tflm_dispatcher"] == {"files": [TFLM_C, TFLM_H], "function": "__wrap_arm_depthwise_conv_wrapper_s8",
+                                      "link_flag": LINK_FLAG, "kernels": ["dw1_1", "dw2_1", "dw3_1", "dw4_1"]}
+    assert {str(tmp_path / "k" / f) for f in (TFLM_C, TFLM_H)} <= set(doc["files"])
+    assert [e["cmsis_nn_wrapper"] for e in doc["kernels"]] == [f"dw{i}_1_cmsis_nn" for i in range(1, 5)]
+    # Without --tflm: no dispatcher, no wrapper unless --cmsis-nn-api.
+    assert main(["emit", str(KWS), "-o", str(tmp_path / "plain"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "tflm_dispatcher" not in doc and {e["cmsis_nn_wrapper"] for e in doc["kernels"]} == {None}
+    assert not (tmp_path / "plain" / TFLM_C).exists()
