@@ -406,7 +406,7 @@ def test_emit_writes_the_dispatcher_and_lists_it(twins, tmp_path, capsys):
                                          "weights_fnv1a64": f"0x{fnv1a64(weights_bytes(ql)):016x}"}
     c = (out / TFLM_C).read_text()
     for name in by_name:
-        assert f'#include "{name}.h"\n' in c and f"{{{name}_cmsis_nn_check, {name}_tflm_run, 1, " in c
+        assert f'#include "{name}.h"\n' in c and f"{{{name}_cmsis_nn_check, dwgen_tflm_run_{name}, 1, " in c
     assert "/* twins.tflite, op 0 */" in c
     assert "#define DWGEN_TFLM_KERNEL_COUNT 5\n" in (out / TFLM_H).read_text()
 
@@ -423,7 +423,7 @@ def test_dispatcher_is_deterministic_and_kept_by_other_emits(twins, tmp_path):
     # The same kernels emitted again without --tflm leave the dispatcher.
     _emit(["emit", str(KWS), "-o", str(a), "--force"])
     c = (a / TFLM_C).read_text()
-    assert "dw1_1" not in c and "twin_a_tflm_run" in c
+    assert "dw1_1" not in c and "dwgen_tflm_run_twin_a" in c
     assert json.loads((a / "manifest.json").read_text())["tflm_dispatcher"]["kernels"] == ["twin_a"]
 
 
@@ -666,7 +666,7 @@ def test_a_manifest_with_a_forged_tflm_record_is_not_merged(twins, tmp_path, cap
     assert "manifest.json" in capsys.readouterr().err
     _emit(["emit", str(twins), "-o", str(out), "--tflm", "--only", "0", "--force"])
     c = (out / TFLM_C).read_text()
-    assert "system" not in c and "twin_a_tflm_run" in c and "dw1_1_tflm_run" not in c
+    assert "system" not in c and "dwgen_tflm_run_twin_a" in c and "dwgen_tflm_run_dw1_1" not in c
 
 
 def test_emit_json_names_the_dispatcher(tmp_path, capsys):
