@@ -681,3 +681,39 @@ def test_emit_json_names_the_dispatcher(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert "tflm_dispatcher" not in doc and {e["cmsis_nn_wrapper"] for e in doc["kernels"]} == {None}
     assert not (tmp_path / "plain" / TFLM_C).exists()
+
+
+def test_same_shape_twins_each_get_their_own_kernel(twins, tmp_path):
+    """Both twins emitted: their parameters are identical, so only the weights tell the kernels
+    apart; each call must run its own (a mix-up changes the output). twin_b's changed filter
+    then matches neither and goes to CMSIS-NN."""
+    kdir = tmp_path / "k"
+    _emit(["emit", str(twins), "-o", str(kdir), "--tflm"])
+    t = _ops(twins)
+    layers = [Layer(n, t[n].qlayer, True) for n in ("twin_a", "twin_b", "other")]
+    out = _host_run(tmp_path, kdir, layers, changed=1)
+    mismatch, forwarded = _parse_qemu(out, 3)
+    assert mismatch == [[0] * 3] * 3, out
+    assert forwarded == [[0, 0, 0], [0, 0, 0], [0, 1, 0]], out
+    assert out.endswith("dispatched 6 forwarded 1\n"), out
+
+
+def test_firmware_makefile_builds_a_directory_with_a_dispatcher(tmp_path):
+    """dwgen's own test image compiles every .c of the directory, dwgen_tflm.c too: without
+    --wrap (nothing calls the dispatcher) --gc-sections drops it and the image passes."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
+        if shutil.which(tool) is None:
+            tool_missing(f"the firmware test needs {tool}")
+    kdir = tmp_path / "k"
+    _emit(["emit", str(KWS), "-o", str(kdir), "--tflm", "--target", "cortex-m4", "--test-vectors"])
+    build = tmp_path / "build"
+    r = subprocess.run(["make", "-f", str(FIRMWARE / "Makefile"), f"DIR={kdir}", "BOARD=mps2-an386",
+                        f"BUILD={build}", "EXTRA_CFLAGS=-Werror", "-j2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (build / "dwgen" / "dwgen_tflm.o").is_file()
+    run = subprocess.run(
+        ["qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+         "-chardev", "stdio,id=sh0", "-semihosting-config", "enable=on,target=native,chardev=sh0",
+         "-kernel", str(build / "dwgen_test.elf")], capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+    assert run.returncode == 0 and "dwgen: all 4 kernels passed" in run.stdout, run.stdout + run.stderr
