@@ -717,3 +717,14 @@ def test_firmware_makefile_builds_a_directory_with_a_dispatcher(tmp_path):
          "-kernel", str(build / "dwgen_test.elf")], capture_output=True, text=True, timeout=120,
         stdin=subprocess.DEVNULL)
     assert run.returncode == 0 and "dwgen: all 4 kernels passed" in run.stdout, run.stdout + run.stderr
+
+
+def test_a_hostile_model_file_name_stays_inside_its_comment(twins, tmp_path):
+    evil = tmp_path / "m *\\ int x; *\n\u00e9.tflite"  # a file name holds no '/', but '*', '\\', a newline
+    shutil.copy(twins, evil)
+    kdir = tmp_path / "k"
+    _emit(["emit", str(evil), "-o", str(kdir), "--tflm", "--only", "0"])
+    c = (kdir / TFLM_C).read_text()
+    comment = next(line for line in c.splitlines() if ", op 0 */" in line)
+    assert comment == "/* m \\x2a\\x5c int x; \\x2a\\x0a\\xe9.tflite, op 0 */", comment
+    assert c.isascii() and "int x;" not in c.replace(comment, "")
