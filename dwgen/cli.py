@@ -21,6 +21,8 @@ examples:
   dwgen emit examples/kws_dw.json -o out/ --weights extern --cmsis-nn-api
   dwgen inspect model.tflite                         list the depthwise layers of a model
   dwgen emit model.tflite -o out/ --target cortex-m4 one kernel per layer + manifest
+  dwgen emit model.tflite -o out/ --target cortex-m4 --tflm
+                                                     ... + a TFLite Micro drop-in (dwgen_tflm.c)
   dwgen check model.tflite --target cortex-m4        prove every layer bit-exact on its real data
 
 Run `dwgen COMMAND --help` for the options of each command.
