@@ -21,6 +21,8 @@ examples:
   dwgen emit examples/kws_dw.json -o out/ --weights extern --cmsis-nn-api
   dwgen inspect model.tflite                         list the depthwise layers of a model
   dwgen emit model.tflite -o out/ --target cortex-m4 one kernel per layer + manifest
+  dwgen emit model.tflite -o out/ --target cortex-m4 --tflm
+                                                     ... + a TFLite Micro drop-in (dwgen_tflm.c)
   dwgen check model.tflite --target cortex-m4        prove every layer bit-exact on its real data
 
 Run `dwgen COMMAND --help` for the options of each command.
@@ -124,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="baked: weights in flash inside the kernel (default); extern: passed at run time in TFLite layout")
     e.add_argument("--cmsis-nn-api", action="store_true",
                    help="also emit <name>_cmsis_nn() with the arm_depthwise_conv_wrapper_s8 signature")
+    e.add_argument("--tflm", action="store_true",
+                   help="models: also write dwgen_tflm.c/.h, a TFLite Micro drop-in that takes CMSIS-NN's "
+                   "arm_depthwise_conv_wrapper_s8 calls for these layers (link with "
+                   "-Wl,--wrap=arm_depthwise_conv_wrapper_s8) and forwards every other call; implies --cmsis-nn-api")
     e.add_argument("--target", choices=TARGETS, default="generic",
                    help="code path: generic/cortex-m0/m0plus/m3 get portable C, cortex-m4/m4-nofpu/m7/m33/m55 "
                    "the DSP kernel (cortex-m4-nofpu: a Cortex-M4 without FPU, soft-float ABI) (default: generic)")
@@ -234,7 +240,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     src = Path(args.source)
     if src.suffix.lower() == ".tflite":
         return _emit_model(args, src)
-    for flag in ("only", "as_written"):
+    for flag in ("only", "as_written", "tflm"):
         if getattr(args, flag):
             raise DwgenError(f"--{flag.replace('_', '-')} applies to .tflite models, not to LAYER.json")
     doc = layerfile.read(src, allow_outside_weights=args.allow_outside_weights)
@@ -334,6 +340,7 @@ def _read_model(path: Path, prefix: str | None = None):
 
 def _emit_model(args: argparse.Namespace, src: Path) -> int:
     from .model_emit import generate_model, index_files, manifest, parse_only, prefix_header
+    from .tflm import LINK_FLAG, TFLM_C, TFLM_H
 
     if args.name is not None:
         raise DwgenError("--name applies to LAYER.json: the kernels of a model are named after their layers "
@@ -352,7 +359,7 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
             raise DwgenError(f"{src}: {exc}") from None
     kernels = generate_model(ops, target=args.target, weights=args.weights, rounding=args.rounding,
                              as_written=args.as_written, cmsis_nn_api=args.cmsis_nn_api, model_name=src.name,
-                             opt=args.opt)
+                             opt=args.opt, tflm=args.tflm)
     files = {}
     for mk in kernels:
         files.update(mk.kernel.files)
@@ -366,7 +373,7 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
             vectors.append(make_vectors(mk.kernel, mk.qlayer, x, source))
     prefix = args.prefix or ""
     paths = _write_outputs(args.output, files, args.force, [mk.kernel.name for mk in kernels], vectors,
-                           model_index=lambda d: index_files(kernels, src.name, args.target, d, prefix),
+                           model_index=lambda d: index_files(kernels, src.name, args.target, d, prefix, args.tflm),
                            hint="give this model's kernels a --prefix or emit it into another directory")
     if args.json:
         summary = manifest(kernels, src.name, args.target, prefix)
@@ -381,7 +388,11 @@ def _emit_model(args: argparse.Namespace, src: Path) -> int:
         for u in model.unsupported:
             print(f"op {u.index:>3}  skipped: {u.reason}")
         index = ["dwgen_kernels.h", "manifest.json"] + ([prefix_header(prefix)] if prefix else [])
+        if args.tflm:
+            index += [TFLM_C, TFLM_H]
         print(f"wrote {len(paths)} files to {args.output} ({', '.join(index)})")
+        if args.tflm:
+            print(f"  TFLite Micro: compile {args.output}/*.c into the firmware and link with {LINK_FLAG}")
     return 0
 
 

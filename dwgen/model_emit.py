@@ -2,7 +2,9 @@
 
 For each selected op: `<c_name>.c` / `<c_name>.h`. Then `dwgen_kernels.h`, an umbrella
 header including them all, and `manifest.json`, which maps each op index to its files,
-entry point and tensor shapes. Names in code come only from `DepthwiseOp.c_name` (a
+entry point (and CMSIS-NN wrapper) and tensor shapes. With `--tflm` (or once the directory
+has one) also `dwgen_tflm.c` / `.h`, the TFLite Micro dispatcher over every kernel emitted
+with --tflm (dwgen.tflm). Names in code come only from `DepthwiseOp.c_name` (a
 sanitized identifier); raw tensor names appear only JSON-escaped in the manifest.
 
 Several models share one output directory side by side: the manifest and the umbrella
@@ -25,6 +27,8 @@ from .errors import DwgenError
 from .names import check_distinct, name_problem
 from .outdir import read_head, show
 from .tflite_model import DepthwiseOp, Model, c_comment_text
+from .tflm import (LINK_FLAG, TFLM_C, TFLM_H, WRAPPED, dispatched, dispatcher_files, is_generated_dispatcher, tflm_info,
+                   valid_tflm_info)
 
 UMBRELLA = "dwgen_kernels.h"
 MANIFEST = "manifest.json"
@@ -35,6 +39,7 @@ class ModelKernel:
     op: DepthwiseOp
     kernel: GeneratedKernel
     as_written: bool  # the user's layer (NCHW / dilated), replacing the converter's pattern
+    tflm: bool = False  # routed to by the TFLite Micro dispatcher (dwgen_tflm.c)
 
     @property
     def qlayer(self):
@@ -76,7 +81,13 @@ def generate_model(
     cmsis_nn_api: bool = False,
     model_name: str = "model",
     opt: str = "speed",
+    tflm: bool = False,
 ) -> list[ModelKernel]:
+    """`tflm`: kernels for the TFLite Micro dispatcher (their CMSIS-NN entry points included); the
+    ops TFLite Micro runs, so not `as_written` (that replaces several ops by one kernel)."""
+    if tflm and as_written:
+        raise DwgenError("--tflm routes the depthwise ops TFLite Micro runs; --as-written kernels replace "
+                         "several ops of the model, which TFLite Micro still runs one by one: use one of them")
     # c_name is unique per model (dwgen.names); ops of two models mixed by an API caller are not.
     check_distinct([op.c_name for op in ops])
     out = []
@@ -86,9 +97,9 @@ def generate_model(
             ql = ql.with_rounding(rounding)
         origin = f"From {c_comment_text(model_name)}, op {op.index} ({op.pattern}): {op.display_name}"
         opts = EmitOptions(name=op.c_name, weights=weights, target=target,
-                           cmsis_nn_api=cmsis_nn_api and not ql.geometry.channels_first, origin=origin,
+                           cmsis_nn_api=(cmsis_nn_api or tflm) and not ql.geometry.channels_first, origin=origin,
                            opt=opt)
-        out.append(ModelKernel(op, generate(ql, opts), as_written))
+        out.append(ModelKernel(op, generate(ql, opts), as_written, tflm and not ql.geometry.channels_first))
     return out
 
 
@@ -169,14 +180,19 @@ def kernel_entries(kernels: Sequence[ModelKernel], model_name: str, target: str,
             "macs": g.macs,
             "scratch_bytes": 0,
             "data_flow": k.data_flow,
+            "cmsis_nn_wrapper": f"{k.name}_cmsis_nn" if k.options.cmsis_nn_api else None,
+            "tflm": tflm_info(ql, k.options.weights) if mk.tflm else None,
         })
     return entries
 
 
 def manifest(kernels: Sequence[ModelKernel], model_name: str, target: str, prefix: str = "") -> dict:
     """What one emit of `model_name` wrote (`dwgen emit --json`)."""
-    return {"model": model_name, "prefix": prefix, "dwgen_version": __version__, "target": target,
-            "kernels": kernel_entries(kernels, model_name, target, prefix)}
+    entries = kernel_entries(kernels, model_name, target, prefix)
+    doc = {"model": model_name, "prefix": prefix, "dwgen_version": __version__, "target": target, "kernels": entries}
+    if dispatched(entries):
+        doc["tflm_dispatcher"] = _dispatcher_record(entries)
+    return doc
 
 
 def directory_manifest(entries: Sequence[dict]) -> dict:
@@ -190,7 +206,15 @@ def directory_manifest(entries: Sequence[dict]) -> dict:
         "models": [{"model": m, "prefix": p, "header": prefix_header(p) if p else None, "kernels": names}
                    for (m, p), names in models.items()],
         "kernels": list(entries),
+        "tflm_dispatcher": _dispatcher_record(entries) if dispatched(entries) else None,
     }
+
+
+def _dispatcher_record(entries: Sequence[dict]) -> dict:
+    """The manifest's description of dwgen_tflm.c: files, the function, the link flag, and the
+    kernels it routes to (in the order it tries them)."""
+    return {"files": [TFLM_C, TFLM_H], "function": f"__wrap_{WRAPPED}", "link_flag": LINK_FLAG,
+            "kernels": [e["name"] for e in dispatched(entries)]}
 
 
 def output_files(kernels: Sequence[ModelKernel], model_name: str, target: str, prefix: str = "") -> dict[str, str]:
@@ -229,6 +253,8 @@ def _read_manifest(path: Path) -> list[dict] | None:
                 and isinstance(e.get("files"), list) and e["files"]
                 and all(isinstance(f, str) and Path(f).name == f and f not in ("", ".", "..") for f in e["files"])):
             return None
+        if e.get("tflm") is not None and not valid_tflm_info(e["tflm"]):
+            return None
         if old_format:
             e = {"model": doc["model"], "prefix": "", "target": doc["target"], **e}
         prefix = e.get("prefix", "")
@@ -249,7 +275,7 @@ def _show_model(model: str, prefix: str) -> str:
 
 
 def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
-                directory: Path | None = None, prefix: str = "") -> tuple[dict[str, str], set[str]]:
+                directory: Path | None = None, prefix: str = "", tflm: bool = False) -> tuple[dict[str, str], set[str]]:
     """`dwgen_kernels.h` and `manifest.json`, and which of them may replace existing files.
 
     They index every kernel of every model in `directory`: the entries of the manifest dwgen
@@ -259,6 +285,9 @@ def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
     caller computes this under the directory's lock). A kernel name that another model's
     entry holds is refused: replacing it would leave that model's index wrong. A manifest
     dwgen did not write is replaced only with --force (and then forgotten).
+
+    `tflm` (or a dwgen_tflm.c dwgen wrote there): also dwgen_tflm.c / .h, the TFLite Micro
+    dispatcher over every --tflm kernel of the directory (dwgen.tflm).
     """
     new = kernel_entries(kernels, model_name, target, prefix)
     regenerated: set[str] = set()
@@ -295,6 +324,12 @@ def index_files(kernels: Sequence[ModelKernel], model_name: str, target: str,
                     f"kernel {e['name']!r} of {_show_model(*_model_key(e))} and the header of the kernels emitted "
                     f"with --prefix {headers[f]} would both be {f}: emit one of the models with another --prefix; "
                     "nothing was written")
+    dispatcher_there = directory is not None and is_generated_dispatcher(read_head(directory / TFLM_C, 80), TFLM_C)
+    if tflm or dispatcher_there:
+        files.update(dispatcher_files(doc["kernels"]))
+        for f in (TFLM_C, TFLM_H):
+            if directory is not None and is_generated_dispatcher(read_head(directory / f, 80), f):
+                regenerated.add(f)
     if prefix:
         header = prefix_header(prefix)
         files[header] = _umbrella([e for e in doc["kernels"] if e.get("prefix", "") == prefix], prefix)

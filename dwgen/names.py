@@ -143,7 +143,7 @@ WINDOWS_DEVICES = frozenset(
 )
 
 #: dwgen's own files in an output directory (besides the kernels).
-DWGEN_FILES = ("dwgen_kernels.h", "dwgen_test_main.c", "manifest.json")
+DWGEN_FILES = ("dwgen_kernels.h", "dwgen_test_main.c", "dwgen_tflm.c", "dwgen_tflm.h", "manifest.json")
 
 _CMSIS = "that prefix belongs to CMSIS (arm_*, cmsis_*), which dwgen's kernels are built with"
 _PREFIXES = (
@@ -305,6 +305,7 @@ def kernel_symbols(name: str) -> dict[str, Symbol]:
     put(f"{n}_vectors.h", f"a file of kernel {n}", "file")
     put(n, f"the kernel function {n}()", "header")
     put(f"{n}_cmsis_nn", f"{n}'s CMSIS-NN entry point", "header")
+    put(f"{n}_cmsis_nn_check", f"{n}'s CMSIS-NN parameter check", "header")
     put(f"{N}_H", f"the include guard of {n}.h", "header")
     put(f"{N}_VECTORS_H", f"the include guard of {n}_vectors.h", "header")
     for side in ("INPUT", "OUTPUT"):

@@ -601,6 +601,7 @@ def build_elf(sources: Sequence[str | os.PathLike], target: str | Target, opt: s
               workdir: str | os.PathLike | None = None,
               compiler: Compiler | str | None = None,
               extra_cflags: Iterable[str] = (),
+              extra_ldflags: Iterable[str] = (),
               freestanding: bool = False,
               stack_size: int | None = None,
               keep: Iterable[str] | None = None,
@@ -611,6 +612,7 @@ def build_elf(sources: Sequence[str | os.PathLike], target: str | Target, opt: s
     the ELF (``image.elf``) and, with gcc, the map file (``image.map``) go; a temporary directory
     (deleted afterwards; the ELF bytes stay in the returned image) when None.
     ``compiler``: a :class:`Compiler`, "gcc"/"clang", or None for :func:`find_compiler`.
+    ``extra_ldflags``: added to the link command (e.g. ``-Wl,--wrap=SYMBOL``).
     ``stack_size``: bytes reserved for the stack (default 64 KiB, see emu.ld).
     ``keep``: the symbols to keep as link roots (with everything they reference); by
     default every global symbol the sources define is kept. Give it when linking a
@@ -686,7 +688,7 @@ def build_elf(sources: Sequence[str | os.PathLike], target: str | Target, opt: s
              "-c", str(fw / "support.c"), "-o", str(support_obj)], "compiling support.c")
 
         elf_path = wd / "image.elf"
-        ldflags = cc.link_flags(t)
+        ldflags = cc.link_flags(t) + list(extra_ldflags)
         if cc.kind == "gcc":  # zig cc rejects -Map
             ldflags.append(f"-Wl,-Map={wd / 'image.map'}")
         if stack_size is not None:

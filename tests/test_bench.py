@@ -11,75 +11,11 @@ import pytest
 
 from dwgen.cli import main
 
+from helpers import FAKE_FUNCTIONS, FAKE_SUPPORT, FAKE_TYPES, FAKE_WRAPPER
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "kws_dw.json"
 FIXTURES = ROOT / "tests" / "fixtures"
-
-# A stand-in for a CMSIS-NN checkout: the documented types and wrapper signature, with a
-# straightforward depthwise loop behind it split over two files (so the source resolver
-# has to find the second one by the symbol it defines) and a scratch-size query.
-FAKE_TYPES = """
-#include <stdint.h>
-#include <stdbool.h>
-typedef enum { ARM_CMSIS_NN_SUCCESS = 0, ARM_CMSIS_NN_ARG_ERROR = -1 } arm_cmsis_nn_status;
-typedef struct { int32_t w; int32_t h; } cmsis_nn_tile;
-typedef struct { void *buf; int32_t size; } cmsis_nn_context;
-typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } cmsis_nn_dims;
-typedef struct { int32_t *multiplier; int32_t *shift; } cmsis_nn_per_channel_quant_params;
-typedef struct { int32_t min; int32_t max; } cmsis_nn_activation;
-typedef struct { int32_t input_offset; int32_t output_offset; int32_t ch_mult; cmsis_nn_tile stride;
-                 cmsis_nn_tile padding; cmsis_nn_tile dilation; cmsis_nn_activation activation; }
-    cmsis_nn_dw_conv_params;
-"""
-FAKE_FUNCTIONS = """
-#include "arm_nn_types.h"
-arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx, const cmsis_nn_dw_conv_params *p,
-    const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in, const cmsis_nn_dims *fd,
-    const int8_t *f, const cmsis_nn_dims *bd, const int32_t *b, const cmsis_nn_dims *od, int8_t *out);
-int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *id,
-    const cmsis_nn_dims *fd, const cmsis_nn_dims *od);
-int32_t fake_requantize(int32_t acc, int32_t mult, int32_t shift);
-"""
-FAKE_WRAPPER = """
-#include "arm_nnfunctions.h"
-int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *id,
-    const cmsis_nn_dims *fd, const cmsis_nn_dims *od) { (void)p; (void)fd; (void)od; return id->c * 4; }
-arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx, const cmsis_nn_dw_conv_params *p,
-    const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in, const cmsis_nn_dims *fd,
-    const int8_t *f, const cmsis_nn_dims *bd, const int32_t *b, const cmsis_nn_dims *od, int8_t *out)
-{
-    int n, y, x, c, m, ky, kx;
-    (void)bd;
-    if (ctx->size < id->c * 4) return ARM_CMSIS_NN_ARG_ERROR;
-    for (n = 0; n < id->n; n++) for (y = 0; y < od->h; y++) for (x = 0; x < od->w; x++)
-    for (c = 0; c < id->c; c++) for (m = 0; m < p->ch_mult; m++) {
-        const int oc = c * p->ch_mult + m;
-        int32_t acc = b[oc], v;
-        for (ky = 0; ky < fd->h; ky++) for (kx = 0; kx < fd->w; kx++) {
-            const int iy = y * p->stride.h - p->padding.h + ky * p->dilation.h;
-            const int ix = x * p->stride.w - p->padding.w + kx * p->dilation.w;
-            if (iy >= 0 && iy < id->h && ix >= 0 && ix < id->w)
-                acc += f[(ky * fd->w + kx) * od->c + oc] * (in[((n * id->h + iy) * id->w + ix) * id->c + c] + p->input_offset);
-        }
-        v = fake_requantize(acc, q->multiplier[oc], q->shift[oc]) + p->output_offset;
-        v = v < p->activation.min ? p->activation.min : v > p->activation.max ? p->activation.max : v;
-        out[((n * od->h + y) * od->w + x) * od->c + oc] = (int8_t)v;
-    }
-    return ARM_CMSIS_NN_SUCCESS;
-}
-"""
-FAKE_SUPPORT = """
-#include "arm_nnfunctions.h"
-int32_t fake_requantize(int32_t acc, int32_t mult, int32_t shift)
-{
-    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    const int64_t p = (int64_t)(int32_t)((uint32_t)acc << left) * mult;
-    const int32_t hi = (int32_t)((p + (p >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));
-    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
-    return (hi >> right) + ((hi & mask) > (mask >> 1) + (hi < 0));
-}
-"""
-
 
 @pytest.fixture
 def fake_cmsis(tmp_path):
