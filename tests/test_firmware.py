@@ -264,7 +264,7 @@ def m7_emitted(tmp_path_factory, tile_kernels):
     out = tmp_path_factory.mktemp("firmware-m7")
     kernels = []
     for (k4, ql) in tile_kernels:
-        kernels.append((generate(ql, EmitOptions(name=k4.name, target="cortex-m7")), ql))
+        kernels.append((generate(ql, EmitOptions(name=k4.name, target="cortex-m7", opt=k4.options.opt)), ql))
     _write_with_vectors(out, kernels)
     _emit(["emit", str(FIXTURES / "kws_dscnn.tflite"), "-o", str(out), "--target", "cortex-m7", "--test-vectors"])
     return out, testvectors.existing_vector_names(out), [k for k, _ in kernels]

@@ -208,6 +208,7 @@ op  kernel                  input -> output (NHWC)  ksize  stride  dilation  pad
  0  net_depthwise_conv2d    1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
  1  net_depthwise_conv2d_1  1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
  2  net_dw_op2              1x6x6x4 -> 1x6x6x4      3x3    1x1     1x1       same 1,1,1,1     1  relu6       per-ch zp -3/-3      1,296        52  DepthwiseConv2D
+total: 3 layer(s), 3,888 MACs, 156 B of weights and bias (int8, int32); cycles, milliseconds, flash and stack per kernel: dwgen bench MODEL
 """
     code, out, _ = run(capsys, ["inspect", str(keras_model), "--json"])
     doc = json.loads(out)
