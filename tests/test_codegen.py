@@ -293,3 +293,16 @@ def test_size_optimized_kernels_are_exact_and_smaller():
     x = ql.random_input(0)
     assert np.array_equal(tb.run("size", x).output, reference(ql, x))
     assert tb.sizes("size").text < tb.sizes("speed").text
+
+
+def test_emitted_c_keeps_definitions_apart():
+    """A closing brace and the next definition never share a line (`}void k(` was emitted)."""
+    import re
+
+    from tile_classes import class_layers
+
+    for label, ql in class_layers():
+        for target in ("cortex-m4", "cortex-m7", "cortex-m3", "generic"):
+            src = generate(ql, EmitOptions(name="k", target=target)).c_source
+            glued = re.findall(r"^\}[ \t]*\S.*$", src, re.M)
+            assert not [g for g in glued if not g.startswith(("} /*", "};", "} while"))], (label, target, glued[:3])
