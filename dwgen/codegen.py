@@ -62,6 +62,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def template_environment() -> jinja2.Environment:
+    """The Jinja2 environment every dwgen template is rendered in (one set of whitespace rules)."""
+    return _environment()
+
+
 #: C99 (5.2.4.1) guarantees string literals of 4095 characters; `-pedantic` warns beyond.
 MAX_STRING_LITERAL = 4095
 

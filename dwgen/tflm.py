@@ -24,11 +24,10 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import jinja2
 import numpy as np
 
 from . import __version__
-from .codegen import template_dir
+from .codegen import template_environment
 from .names import name_problem
 from .tflite_model import c_comment_text
 
@@ -87,17 +86,6 @@ def valid_tflm_info(info) -> bool:
     return _uint(info.get("filter_bytes"), 0x7FFFFFFF) and _uint(info.get("bias_count"), 0x7FFFFFFF)
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
-
-
 def dispatched(entries: Sequence[dict]) -> list[dict]:
     """The manifest entries the dispatcher routes to: those emitted with --tflm."""
     return [e for e in entries if e.get("tflm") is not None]
@@ -120,7 +108,7 @@ def dispatcher_files(entries: Sequence[dict]) -> dict[str, str]:
             "hash": info["weights_fnv1a64"] or "0x0000000000000000",
             "extern_bias": info["weights"] == "extern" and info["bias_count"] > 0,
         })
-    env = _environment()
+    env = template_environment()
     ctx = {"version": __version__, "kernels": kernels, "wrapped": WRAPPED, "link_flag": LINK_FLAG}
     return {TFLM_C: env.get_template("dwgen_tflm.c.j2").render(**ctx),
             TFLM_H: env.get_template("dwgen_tflm.h.j2").render(**ctx)}

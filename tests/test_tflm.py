@@ -488,25 +488,12 @@ def _zero_unrun(mismatch, forwarded):
 
 def test_dispatcher_on_the_host(twins, tmp_path):
     """The whole flow with host gcc and GNU ld's --wrap (portable kernels)."""
-    cc = shutil.which("gcc")
-    if cc is None:
-        tool_missing("no host gcc")
     kdir = kernels_dir(tmp_path / "k", twins, "generic")
     layers = harness_layers(twins)
-    srcs = write_harness(tmp_path, layers, with_main=True)
-    puts = tmp_path / "puts.c"
-    puts.write_text("#include <stdio.h>\nvoid harness_puts(const char *s) { fputs(s, stdout); }\n")
-    exe = tmp_path / "harness"
-    inc = tmp_path / "cmsis"
-    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{inc}", f"-I{kdir}",
-                        *map(str, standin(inc)), *map(str, kernel_sources(kdir)), *map(str, srcs), str(puts),
-                        LINK_FLAG, "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert _zero_unrun(*_parse_qemu(run.stdout, len(layers))) == expected_results(layers), run.stdout
+    stdout = _host_run(tmp_path, kdir, layers, CHANGED)
+    assert _zero_unrun(*_parse_qemu(stdout, len(layers))) == expected_results(layers), stdout
     # 2 passes x 5 known layers; 2 x 2 unknown + the changed filter forwarded.
-    assert run.stdout.endswith("dispatched 10 forwarded 5\n"), run.stdout
+    assert stdout.endswith("dispatched 10 forwarded 5\n"), stdout
 
 
 def _emulated(kdir: Path, tmp_path: Path, layers, defines=()):
