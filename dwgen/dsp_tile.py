@@ -1243,30 +1243,21 @@ def _parse(ins: str, comment: str = "") -> _Op:
         addr.add(_reg(m.group(1)))
         wb = bool(m.group(3))
         mem = "store"
-    elif name in ("ldm", "stm", "vldm", "vstm"):
-        base = _reg(args[0].rstrip("!"))
-        wb = args[0].endswith("!")
+    elif name in ("ldm", "stm", "vldm", "vstm", "push", "pop", "vpush", "vpop"):
+        # register lists: push/pop address the stack (their sp update is implied, as in the decoder)
+        stack = name in ("push", "pop", "vpush", "vpop")
+        addr.add("sp" if stack else _reg(args[0].rstrip("!")))
+        wb = not stack and args[0].endswith("!")
         regs = _reglist(rest)
-        addr.add(base)
         nregs = len(regs)
-        if name in ("ldm", "vldm"):
+        if name in ("ldm", "vldm", "pop", "vpop"):
             dests.update(regs)
             mem = "load"
+            writes_pc = "pc" in regs
         else:
             reads.update(regs)
             mem = "store"
         cap = {"vldm": "vldmia", "vstm": "vstmia"}.get(name, name)
-    elif name in ("push", "pop", "vpush", "vpop"):
-        regs = _reglist(rest)
-        addr.add("sp")
-        nregs = len(regs)
-        if name in ("push", "vpush"):
-            reads.update(regs)
-            mem = "store"
-        else:
-            dests.update(regs)
-            mem = "load"
-            writes_pc = "pc" in regs
     elif name in ("b", "bne", "beq", "bgt", "blt", "bge", "ble", "bhi", "blo", "bhs", "bls"):
         cap = "b"
         cond = name != "b"
